@@ -1,0 +1,92 @@
+"""The ``coursekit`` command: a thin layer over the Python API.
+
+Each sub-command calls one function with keyword arguments; the defaults live in that
+function, not here.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import CoursekitError
+
+
+def _doctor(a) -> int:
+    from .doctor import main
+
+    return main(as_json=a.json)
+
+
+def _images(a) -> int:
+    from .images import main
+
+    return main(names=a.names or None, force=a.force) or 0
+
+
+def _clean(a) -> int:
+    from . import engine
+
+    print(engine.clean(images=a.images))
+    return 0
+
+
+def _assign(a) -> int:
+    from .assign import main
+
+    stale = main(sources=a.sources or None, out=a.out, check=a.check)
+    if a.check and stale:
+        print("exercises out of date (run `coursekit assign`):\n  " + "\n  ".join(map(str, stale)))
+        return 1
+    return 0
+
+
+def _vm_assets(a) -> int:
+    from .vm import main
+
+    return main() or 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="coursekit", description="Helpers for the deployment course.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("doctor", help="is this machine ready? mode, engine, images, versions")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=_doctor)
+
+    s = sub.add_parser("images", help="make sure every image the course uses exists (pull, or build offline)")
+    s.add_argument("names", nargs="*", help="only these images (default: all)")
+    s.add_argument("--force", action="store_true", help="rebuild even if present")
+    s.set_defaults(func=_images)
+
+    s = sub.add_parser("clean", help="remove every container, network, volume and service coursekit started")
+    s.add_argument("--images", action="store_true", help="also remove throw-away images lessons built")
+    s.set_defaults(func=_clean)
+
+    s = sub.add_parser("assign", help="generate the student versions in exercises/ from solutions/")
+    s.add_argument("sources", nargs="*", help="solution notebooks (default: solutions/*.ipynb)")
+    s.add_argument("--out", default="exercises", help="where to write the student versions")
+    s.add_argument("--check", action="store_true", help="only report out-of-date exercises; exit 1 if any")
+    s.set_defaults(func=_assign)
+
+    s = sub.add_parser("vm-assets", help="fetch the kernel and build the initramfs for the VM lesson")
+    s.set_defaults(func=_vm_assets)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CoursekitError as exc:
+        print(f"coursekit: {exc.problem}", file=sys.stderr)
+        if exc.fix:
+            print(f"What to do: {exc.fix}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("coursekit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

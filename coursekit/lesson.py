@@ -1,0 +1,83 @@
+"""What every lesson notebook calls: ``start`` at the top, ``needs_engine`` before a Docker
+step, ``finish`` at the end.
+
+>>> import coursekit as ck
+>>> mode = ck.start("01-containers-and-vms")          # doctest: +SKIP
+>>> if ck.needs_engine("docker run --rm coursekit/busybox:v1 hostname",
+...                    shows="the container's hostname: 12 hex digits"):   # doctest: +SKIP
+...     print(ck.engine.run("coursekit/busybox:v1", "hostname"))
+
+Without an engine (Binder, or ``COURSEKIT_NO_ENGINE=1``), ``needs_engine`` prints what the
+step would run and show, says why it cannot run here, and returns False, so the cell skips
+its body instead of failing. Nothing is faked: no made-up output is ever printed.
+"""
+from __future__ import annotations
+
+import sys
+
+from . import engine
+from .errors import install_notebook_handler
+from .modes import NO_ENGINE, Mode, mode
+
+_current_lesson: str | None = None
+
+
+def _in_notebook() -> bool:
+    ip_mod = sys.modules.get("IPython")
+    return bool(ip_mod and ip_mod.get_ipython() is not None)
+
+
+def _show(markdown: str, text: str) -> None:
+    if _in_notebook():
+        from IPython.display import Markdown, display
+
+        display(Markdown(markdown))
+    else:
+        print(text)
+
+
+def start(lesson: str) -> Mode:
+    """Set up a lesson: friendly errors, leftovers of dead kernels removed, the mode shown."""
+    global _current_lesson
+    _current_lesson = lesson
+    install_notebook_handler()
+    m = mode()
+    removed = ""
+    if m != NO_ENGINE:
+        rep = engine.reap_dead_sessions()
+        if rep.total:
+            removed = f" (tidied up after an earlier kernel: {rep})"
+    icon = {"full": "🟢", "offline": "🟡"}.get(m.name, "⚪")
+    fix = f"\n\nTo get to full mode: {m.to_full}" if m.to_full else ""
+    _show(f"{icon} **{lesson}** — mode: **{m.name}**. {m.why}.{removed}{fix}",
+          f"[{lesson}] mode: {m.name}. {m.why}.{removed}{fix}")
+    return m
+
+
+def needs_engine(does: str, shows: str = "", *, why: str = "") -> bool:
+    """True when the Docker engine can run this step; otherwise explain the step and return False.
+
+    ``does``: the command or code the step runs (as a learner would type it);
+    ``shows``: what the learner would see, in words (never invented output);
+    ``why``: what the step teaches, shown in no-engine mode so the lesson still reads well.
+    """
+    if engine.available():
+        return True
+    st = engine.status()
+    teach = f"\n\n*Why it matters:* {why}" if why else ""
+    seen = f"\n\n*What it would show:* {shows}" if shows else ""
+    _show(
+        f"⏭️ **This step needs a Docker engine**, and this session has none ({st.reason}).\n\n"
+        f"It would run:\n```\n{does}\n```{seen}{teach}\n\n"
+        f"Read on: the next steps still make sense. To run it for real: {st.fix}.",
+        f"[skipped: needs a Docker engine; {st.reason}]\n  it would run: {does}\n"
+        + (f"  it would show: {shows}\n" if shows else "") + (f"  why it matters: {why}\n" if why else ""),
+    )
+    return False
+
+
+def finish() -> None:
+    """The cleanup cell: remove everything this notebook started, and say what was removed."""
+    rep = engine.cleanup()
+    where = f"{_current_lesson}: " if _current_lesson else ""
+    _show(f"🧹 {where}{rep}.", f"{where}{rep}.")
