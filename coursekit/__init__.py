@@ -20,13 +20,15 @@ _LAZY = {
     "finish": "coursekit.lesson:finish",
     "mode": "coursekit.modes:mode",
     "check": "coursekit.checks:check",
-    "doctor": "coursekit.doctor:doctor",
+    "doctor": "coursekit.health:doctor",
+    "quiz": "coursekit.quizzes:quiz",
     "CoursekitError": "coursekit.errors:CoursekitError",
     "EngineUnavailable": "coursekit.errors:EngineUnavailable",
 }
 
-_SUBMODULES = {"engine", "images", "doctor", "aws", "vm", "checks", "assign", "lesson", "modes", "errors",
-               "plots", "cli", "reaper", "quiz"}
+_SUBMODULES = {"engine", "images", "health", "aws", "vm", "checks", "assign", "lesson", "modes", "errors",
+               "plots", "cli", "reaper", "quizzes", "measure",
+               "grading", "notebooks", "awsguard"}
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES)
 

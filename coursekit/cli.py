@@ -12,7 +12,7 @@ from .errors import CoursekitError
 
 
 def _doctor(a) -> int:
-    from .doctor import main
+    from .health import main
 
     return main(as_json=a.json)
 

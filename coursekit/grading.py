@@ -1,0 +1,300 @@
+"""Grading a submitted exercise notebook against its solution's checks.
+
+The pipeline, each step separately usable (and, later, each side of a container wall):
+
+1. :func:`load_questions` runs the solution's check cells (trusted code) in a fresh
+   namespace with a private :class:`~coursekit.checks.Registry`: every question with its
+   public *and* hidden checks. The kernel's global registry is not touched.
+2. The submission runs in its own Jupyter kernel (:func:`grade_notebook`, with nbclient:
+   cwd = the notebook's folder, errors allowed, a per-cell timeout after which the cell is
+   interrupted and the rest still runs). Then :func:`collect_answers_source`, run in that
+   same kernel, prints one line ``COURSEKIT-ANSWERS <json>``: for each question its JSON
+   answer or why there is none (not attempted, error, invalid, needs engine).
+3. :func:`parse_answers` reads that line back (size-capped JSON, never pickle), and
+   :func:`score` runs public + hidden checks in the grader process, which the learner's
+   code never touched. A question scores its points only if all its checks pass.
+
+Statuses. :attr:`GradeResult.status`: ``"graded"``, ``"invalid notebook"``, ``"kernel died"``
+or ``"no answers"`` (the collector printed nothing usable). :attr:`QuestionGrade.status`:
+one of :data:`coursekit.checks.STATUSES` (``passed``, ``failed``, ``not attempted``,
+``error``, ``needs engine``), or the notebook's status when it could not be graded at all.
+
+A notebook that cannot be read gives a :class:`GradeResult` with status
+``"invalid notebook"`` and zero, not an exception; so does a kernel that dies (status
+``"kernel died"``). A broken *solution* raises: that is the instructor's to fix.
+
+Questions with ``needs_engine=True`` are scored only where an engine answers
+(``engine_available``); elsewhere their status is ``"needs engine"`` with zero points and
+:attr:`GradeResult.complete` is False. Their answer expression should produce data
+(a Dockerfile's text, say) without an engine where possible, so that a sandbox without
+an engine can still collect it for the trusted grader.
+
+Check cells must be self-contained (import what they use): in the grader they run
+without the solution's other cells. A ``check(...)`` call inside a check cell does
+nothing while loading.
+"""
+from __future__ import annotations
+
+import html
+import json
+import os
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from . import checks as ck
+from . import notebooks
+from .errors import CoursekitError, NotebookError
+
+ANSWERS_MARKER = "COURSEKIT-ANSWERS"
+#: Tag of the check cells.
+CHECKS_TAG = "checks"
+#: Largest answers line accepted (all questions together).
+MAX_ANSWERS_LINE = 64 * ck.MAX_ANSWER_BYTES
+
+GRADED, INVALID_NOTEBOOK, KERNEL_DIED, NO_ANSWERS = "graded", "invalid notebook", "kernel died", "no answers"
+
+
+# --------------------------------------------------------------------------- questions
+
+
+def load_questions(solution_path: str | os.PathLike) -> dict[str, ck.Question]:
+    """Run the check cells of a solution notebook in a private registry; questions by name."""
+    nb = notebooks.read(solution_path)
+    registry = ck.Registry()
+    namespace: dict[str, Any] = {"__name__": "coursekit_checks", "__builtins__": __builtins__}
+    with ck.collecting(registry):
+        for index, cell in enumerate(nb.cells, 1):
+            if cell.cell_type != "code" or CHECKS_TAG not in notebooks.tags_of(cell):
+                continue
+            source = notebooks.source_of(cell)
+            where = f"{solution_path}, cell {index}"
+            try:
+                code = compile(_plain_python(source), f"<{where}>", "exec")
+                exec(code, namespace)  # noqa: S102 - the instructor's trusted check cells
+            except CoursekitError as exc:
+                raise CoursekitError(f"the check cell {where} failed: {exc.problem}", exc.fix) from None
+            except Exception as exc:  # noqa: BLE001
+                raise CoursekitError(f"the check cell {where} failed: {type(exc).__name__}: {exc}",
+                                     "run the solution notebook and fix that cell") from exc
+    questions = dict(registry.questions)
+    if not questions:
+        raise CoursekitError(f"{solution_path} defines no questions (no code cell tagged '{CHECKS_TAG}' calls "
+                             "question(...))", "add a check cell: see coursekit.checks")
+    for q in questions.values():
+        if not q.checks:
+            raise CoursekitError(f"question {q.name!r} in {solution_path} has no checks, so any answer would pass",
+                                 "add at least one @public or @hidden check")
+    return questions
+
+
+def _plain_python(source: str) -> str:
+    """Check cells are plain Python; IPython syntax (``%magic``, ``!cmd``) is translated if present."""
+    if not any(line.lstrip().startswith(("%", "!")) for line in source.splitlines()):
+        return source
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+    except ImportError:  # pragma: no cover
+        return source
+    return TransformerManager().transform_cell(source)
+
+
+# --------------------------------------------------------------------------- answers
+
+
+def collect_answers_source(questions: Mapping[str, ck.Question]) -> str:
+    """Python source that, in the learner's kernel, prints ``COURSEKIT-ANSWERS <json>``."""
+    specs = json.dumps([[q.name, q.answer] for q in questions.values()])
+    return ("def __coursekit_collect():\n"
+            "    import json\n"
+            "    from coursekit.checks import print_answers\n"
+            f"    print_answers(json.loads({specs!r}), {ANSWERS_MARKER!r})\n"
+            "__coursekit_collect()\n"
+            "del __coursekit_collect\n")
+
+
+def parse_answers(text: str) -> dict[str, ck.Answer]:
+    """Answers from the collector's output (the last ``COURSEKIT-ANSWERS`` line); {} if none."""
+    line = None
+    for candidate in text.splitlines():
+        if candidate.startswith(ANSWERS_MARKER + " "):
+            line = candidate
+    if line is None or len(line) > MAX_ANSWERS_LINE:
+        return {}
+    try:
+        doc = json.loads(line[len(ANSWERS_MARKER) + 1:])
+    except (ValueError, RecursionError):
+        return {}
+    if not isinstance(doc, dict) or doc.get("format") != 1 or not isinstance(doc.get("answers"), dict):
+        return {}
+    return {str(k): ck.Answer.from_json(v) for k, v in doc["answers"].items()}
+
+
+# --------------------------------------------------------------------------- scores
+
+
+@dataclass
+class QuestionGrade:
+    """One question's grade. ``messages`` are for the learner (no hidden check names);
+    ``failed_hidden`` names failed hidden checks, for the instructor only."""
+
+    name: str
+    status: str
+    points: float
+    max_points: float
+    public_passed: int = 0
+    public_total: int = 0
+    hidden_passed: int = 0
+    hidden_total: int = 0
+    messages: list[str] = field(default_factory=list)
+    failed_hidden: list[str] = field(default_factory=list)
+
+
+@dataclass
+class GradeResult:
+    """A notebook's grade: total, per-question grades, and what happened."""
+
+    status: str
+    score: float
+    max_score: float
+    questions: dict[str, QuestionGrade] = field(default_factory=dict)
+    notebook: str = ""
+    message: str = ""
+    seconds: float = 0.0
+
+    @property
+    def complete(self) -> bool:
+        """False when some question still waits for an engine."""
+        return not any(g.status == ck.NEEDS_ENGINE for g in self.questions.values())
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["complete"] = self.complete
+        return d
+
+    def __str__(self) -> str:
+        head = f"{self.notebook or 'notebook'}: {self.score:g}/{self.max_score:g} ({self.status})"
+        lines = [head] + ([f"  {self.message}"] if self.message else [])
+        for g in self.questions.values():
+            lines.append(f"  {g.name}: {g.points:g}/{g.max_points:g} {g.status}")
+            lines += [f"    {m}" for m in g.messages]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        rows = "".join(f"<tr><td>{html.escape(g.name)}</td><td>{g.points:g}/{g.max_points:g}</td>"
+                       f"<td>{html.escape(g.status)}</td><td>{'<br>'.join(html.escape(m) for m in g.messages)}</td></tr>"
+                       for g in self.questions.values())
+        msg = f"<p>{html.escape(self.message)}</p>" if self.message else ""
+        return (f"<div><b>{html.escape(self.notebook or 'notebook')}: {self.score:g}/{self.max_score:g}</b> "
+                f"({html.escape(self.status)}){msg}<table><tr><th>question</th><th>points</th><th>status</th>"
+                f"<th>feedback</th></tr>{rows}</table></div>")
+
+
+def _zero(questions: Mapping[str, ck.Question], status: str, message: str) -> dict[str, QuestionGrade]:
+    return {q.name: QuestionGrade(q.name, status, 0, q.points, messages=[message]) for q in questions.values()}
+
+
+def score(questions: Mapping[str, ck.Question], answers: Mapping[str, Any], *,
+          engine_available: bool | None = None) -> GradeResult:
+    """Run every check (public and hidden) on the answers; ``answers`` maps names to
+    :class:`~coursekit.checks.Answer` or to their JSON form (``{"status": ..., "value": ...}``)."""
+    grades: dict[str, QuestionGrade] = {}
+    for q in questions.values():
+        raw = answers.get(q.name)
+        if raw is None:
+            grades[q.name] = QuestionGrade(q.name, ck.ERROR, 0, q.points,
+                                           messages=["no answer reached the grader for this question"])
+            continue
+        ans = raw if isinstance(raw, ck.Answer) else ck.Answer.from_json(raw)
+        if ans.status == ck.ANSWERED:  # re-validate: the answer crossed a trust boundary
+            ans = ck.Answer.from_json(ans.to_json())
+        g = QuestionGrade(q.name, ck.FAILED, 0, q.points,
+                          public_total=len(q.public), hidden_total=len(q.hidden))
+        grades[q.name] = g
+        if ans.status == ck.INVALID:
+            g.messages.append(ans.message)
+            continue
+        if ans.status != ck.ANSWERED:
+            g.status = ans.status
+            g.messages.append(ans.message)
+            continue
+        if q.needs_engine:
+            if engine_available is None:
+                engine_available = ck.engine_is_available()
+            if not engine_available:
+                g.status = ck.NEEDS_ENGINE
+                g.messages.append("answer collected; its checks need a Docker engine, which the grader does not "
+                                  "have: grade again where one runs")
+                continue
+        public = ck.run_checks(q.public, ans.value)
+        hidden = ck.run_checks(q.hidden, ans.value)
+        g.public_passed = sum(o.ok for o in public)
+        g.hidden_passed = sum(o.ok for o in hidden)
+        g.failed_hidden = [o.check.name for o in hidden if not o.ok]
+        g.messages += [f"✔ {o.check.label}" if o.ok else f"✘ {o.message}" for o in public]
+        if hidden:
+            g.messages.append(f"hidden checks: {g.hidden_passed} of {len(hidden)} passed")
+        if all(o.ok for o in public + hidden):
+            g.status, g.points = ck.PASSED, q.points
+    total = sum(g.points for g in grades.values())
+    return GradeResult(GRADED, total, sum(q.points for q in questions.values()), grades)
+
+
+# --------------------------------------------------------------------------- notebooks
+
+
+def _stdout_of(cell) -> str:
+    return "".join(o.get("text", "") for o in cell.get("outputs", [])
+                   if o.get("output_type") == "stream" and o.get("name") == "stdout")
+
+
+def grade_notebook(nb_path: str | os.PathLike, solution_path: str | os.PathLike, *, timeout: int = 600,
+                   kernel_name: str = "python3", engine_available: bool | None = None) -> GradeResult:
+    """Execute a submission in a fresh kernel (cwd = its folder) and score it against the solution.
+
+    ``timeout`` is per cell: a cell running longer is interrupted and the rest still runs.
+    """
+    from nbclient import NotebookClient
+    from nbclient.exceptions import DeadKernelError
+    from nbformat.v4 import new_code_cell
+
+    start = time.monotonic()
+    questions = load_questions(solution_path)
+    max_score = sum(q.points for q in questions.values())
+    name = str(nb_path)
+
+    def result(status: str, message: str, per_question_status: str) -> GradeResult:
+        return GradeResult(status, 0, max_score, _zero(questions, per_question_status, message), name, message,
+                           time.monotonic() - start)
+
+    try:
+        nb = notebooks.read(nb_path)
+    except NotebookError as exc:
+        return result(INVALID_NOTEBOOK, str(exc), INVALID_NOTEBOOK)
+    notebooks.strip_outputs(nb)
+    collector = new_code_cell(collect_answers_source(questions))
+    collector.id = "coursekit-collect-answers"
+    nb.cells = [c for c in nb.cells if c.get("id") != collector.id] + [collector]
+    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name, allow_errors=True,
+                            interrupt_on_timeout=True, record_timing=False, startup_timeout=120,
+                            resources={"metadata": {"path": str(Path(nb_path).resolve().parent)}})
+    try:
+        client.execute(stderr=subprocess.DEVNULL)  # the kernel's own log lines; cell output is kept
+    except DeadKernelError:
+        ran = [i for i, c in enumerate(nb.cells[:-1], 1) if c.get("cell_type") == "code" and c.get("outputs")]
+        where = f" (last output from cell {ran[-1]})" if ran else ""
+        return result(KERNEL_DIED, f"the notebook's kernel died while running{where}: a cell exited the process "
+                                   "or ran out of memory", KERNEL_DIED)
+    except (RuntimeError, TimeoutError) as exc:  # the kernel would not start or stopped answering
+        return result(KERNEL_DIED, f"the notebook could not be run: {type(exc).__name__}: {exc}", KERNEL_DIED)
+    answers = parse_answers(_stdout_of(nb.cells[-1]))
+    if not answers:
+        errors = [o for o in nb.cells[-1].get("outputs", []) if o.get("output_type") == "error"]
+        why = f" ({errors[0].get('ename')}: {errors[0].get('evalue')})" if errors else ""
+        return result(NO_ANSWERS, f"no answers could be collected from the notebook{why}", ck.ERROR)
+    graded = score(questions, answers, engine_available=engine_available)
+    graded.notebook = name
+    graded.seconds = time.monotonic() - start
+    return graded

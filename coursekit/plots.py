@@ -1,0 +1,68 @@
+"""Plots the lessons share: measured times side by side, sizes side by side.
+
+Each function returns the matplotlib ``Figure`` and shows it; nothing here invents data:
+you pass in what was measured.
+"""
+from __future__ import annotations
+
+import statistics
+
+
+def _plt():
+    import matplotlib
+
+    if not _in_notebook():  # scripts and tests: draw to files, never open a window
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _in_notebook() -> bool:
+    import sys
+
+    ip_mod = sys.modules.get("IPython")
+    return bool(ip_mod and ip_mod.get_ipython() is not None)
+
+
+def compare_times(samples: dict[str, list[float]], *, title: str, unit: str = "s", save: str | None = None):
+    """One strip of dots per thing measured (every sample shown) with its median as a bar."""
+    plt = _plt()
+    labels = list(samples)
+    meds = [statistics.median(samples[k]) for k in labels]
+    fig, ax = plt.subplots(figsize=(7, 0.9 + 0.8 * len(labels)))
+    ax.barh(labels, meds, color="#9ecae1", label="median")
+    for i, k in enumerate(labels):
+        ax.plot(samples[k], [i] * len(samples[k]), "o", color="#08519c", alpha=0.7, markersize=4)
+        ax.annotate(f"{meds[i]:.2f} {unit}", (meds[i], i), xytext=(4, 8), textcoords="offset points", fontsize=9)
+    ax.set_xlabel(f"seconds ({len(next(iter(samples.values())))} runs each; dots = runs, bar = median)")
+    ax.set_title(title)
+    ax.invert_yaxis()
+    fig.tight_layout()
+    if save:
+        fig.savefig(save, dpi=100)
+    if _in_notebook():
+        plt.show()
+    return fig
+
+
+def compare_sizes(sizes: dict[str, float], *, title: str, log: bool = True, save: str | None = None):
+    """Horizontal bars of sizes in MB (log scale by default: the sizes span orders of magnitude)."""
+    plt = _plt()
+    labels = list(sizes)
+    mb = [sizes[k] / 1e6 for k in labels]
+    fig, ax = plt.subplots(figsize=(7, 0.9 + 0.6 * len(labels)))
+    ax.barh(labels, mb, color="#fdae6b")
+    for i, v in enumerate(mb):
+        ax.annotate(f"{v:,.1f} MB", (v, i), xytext=(4, -3), textcoords="offset points", fontsize=9)
+    if log:
+        ax.set_xscale("log")
+    ax.set_xlabel("size in MB" + (" (log scale)" if log else ""))
+    ax.set_title(title)
+    ax.invert_yaxis()
+    fig.tight_layout()
+    if save:
+        fig.savefig(save, dpi=100)
+    if _in_notebook():
+        plt.show()
+    return fig
