@@ -23,7 +23,7 @@ class Finding:
     fix: str = ""
 
 
-@dataclass
+@dataclass(repr=False)
 class Report:
     mode: str
     why: str
@@ -53,6 +53,8 @@ class Report:
             if f.fix and not f.ok:
                 lines.append(f"   {' ' * width}  what to do: {f.fix}")
         return "\n".join(lines)
+
+    __repr__ = __str__
 
     def _repr_html_(self) -> str:
         rows = []

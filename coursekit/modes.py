@@ -73,8 +73,9 @@ def registry_reachable(refresh: bool = False) -> tuple[bool, str]:
             cl.api.inspect_distribution(PROBE_IMAGE)
             _registry = (True, f"the engine's registry answered for {PROBE_IMAGE}")
         except Exception as exc:
-            text = getattr(exc, "explanation", None) or str(exc)
-            _registry = (False, f"the engine could not reach an image registry ({text.splitlines()[0][:160]})")
+            text = (getattr(exc, "explanation", None) or str(exc)).splitlines()[0]
+            # Keep the engine's last words ("no such host", "i/o timeout"...): the reason, not the URL.
+            _registry = (False, f"the engine could not reach an image registry ({text.rsplit(': ', 1)[-1][:120]})")
         return _registry
 
 

@@ -18,7 +18,13 @@ Introduced in ``00-welcome``; every lesson ends with one.
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
+
+
+def _html(text: str) -> str:
+    """Escape, then show `backticked` words as code, as in the lessons' markdown."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
 
 @dataclass
@@ -59,10 +65,10 @@ class Quiz:
             v = self.choose(radio.value)
             color = "#1a7f37" if v.correct else "#b35900"
             feedback.value = f"<span style='color:{color}'><b>{'✔ Right' if v.correct else '✘ Not quite'}</b>" \
-                             f"</span>: {html.escape(v.explanation)}"
+                             f"</span>: {_html(v.explanation)}"
 
         button.on_click(on_click)
-        box = w.VBox([w.HTML(f"<b>{html.escape(self.question)}</b>"), radio, button, feedback])
+        box = w.VBox([w.HTML(f"<b>{_html(self.question)}</b>"), radio, button, feedback])
         box.add_class("coursekit-quiz")
         self._widget = box
         return box
