@@ -40,7 +40,8 @@ failed           a public check failed (its message, then the hint), or the answ
                  plain JSON data / too big
 not attempted    the expression raised ``NameError`` at its top level (the function or
                  variable does not exist yet), ``NotImplementedError``, or is ``...``/``None``
-                 (or still contains ``...``)
+                 (or still contains ``...``, or is a list/dict of nothing but None: the
+                 calls of a function whose body is still the stub)
 error            the learner's code raised: the exception type, message and their line; no
                  traceback (a ``NameError`` *inside* their function is an error, a typo)
 needs engine     ``needs_engine=True`` and no Docker engine here (or the answer itself raised
@@ -290,6 +291,15 @@ class _Placeholder(Exception):
     pass
 
 
+def _only_nones(value: Any) -> bool:
+    """A list or dict of nothing but None: e.g. several calls of a still-stubbed function."""
+    if isinstance(value, (list, tuple)):
+        return bool(value) and all(v is None or _only_nones(v) for v in value)
+    if isinstance(value, dict):
+        return bool(value) and all(v is None or _only_nones(v) for v in value.values())
+    return False
+
+
 def _walk(value: Any, path: str, depth: int, budget: list[int]) -> None:
     where = "the answer" if path == "answer" else f"`{path}`"
     budget[0] -= 1
@@ -403,7 +413,7 @@ def evaluate(name: str, expr: str, namespace: dict) -> Answer:
         text = str(exc)
         return Answer(ERROR, message=f"your code raised {type(exc).__name__}{': ' + text if text else ''}"
                                      f"{_where(exc.__traceback__)}")
-    if value is None or value is Ellipsis:
+    if value is None or value is Ellipsis or _only_nones(value):
         if value is Ellipsis:
             return Answer(NOT_ATTEMPTED, message=f"`{expr}` is still `...`: replace it with your answer, run the "
                                                  "cell, then check again")

@@ -30,12 +30,13 @@ def compare_times(samples: dict[str, list[float]], *, title: str, unit: str = "s
     plt = _plt()
     labels = list(samples)
     meds = [statistics.median(samples[k]) for k in labels]
-    fig, ax = plt.subplots(figsize=(7, 0.9 + 0.8 * len(labels)))
-    ax.barh(labels, meds, color="#9ecae1", label="median")
+    fig, ax = plt.subplots(figsize=(8, 0.9 + 0.8 * len(labels)))
+    ax.barh([f"{k}\n({len(samples[k])} runs)" for k in labels], meds, color="#9ecae1", label="median")
     for i, k in enumerate(labels):
         ax.plot(samples[k], [i] * len(samples[k]), "o", color="#08519c", alpha=0.7, markersize=4)
         ax.annotate(f"{meds[i]:.2f} {unit}", (meds[i], i), xytext=(4, 8), textcoords="offset points", fontsize=9)
-    ax.set_xlabel(f"seconds ({len(next(iter(samples.values())))} runs each; dots = runs, bar = median)")
+    ax.set_xlim(0, max(max(v) for v in samples.values()) * 1.15)
+    ax.set_xlabel("seconds (each dot is one run; the bar is the median)")
     ax.set_title(title)
     ax.invert_yaxis()
     fig.tight_layout()
@@ -51,12 +52,15 @@ def compare_sizes(sizes: dict[str, float], *, title: str, log: bool = True, save
     plt = _plt()
     labels = list(sizes)
     mb = [sizes[k] / 1e6 for k in labels]
-    fig, ax = plt.subplots(figsize=(7, 0.9 + 0.6 * len(labels)))
+    fig, ax = plt.subplots(figsize=(9, 0.9 + 0.6 * len(labels)))
     ax.barh(labels, mb, color="#fdae6b")
     for i, v in enumerate(mb):
         ax.annotate(f"{v:,.1f} MB", (v, i), xytext=(4, -3), textcoords="offset points", fontsize=9)
     if log:
         ax.set_xscale("log")
+        ax.set_xlim(min(mb) / 2, max(mb) * 4)  # room for the labels
+    else:
+        ax.set_xlim(0, max(mb) * 1.2)
     ax.set_xlabel("size in MB" + (" (log scale)" if log else ""))
     ax.set_title(title)
     ax.invert_yaxis()

@@ -100,10 +100,17 @@ def test_not_attempted_q1(reg, source, words):
     ("ports = ...", "`ports` is still `...`"),
     ("ports = None", "gave None"),
     ("ports = [80, ...]", "`answer[1]` is still `...`"),
+    ("ports = [None, None]", "gave None"),          # several calls of a still-stubbed function
+    ("ports = {'a': None, 'b': [None]}", "gave None"),
 ])
 def test_not_attempted_placeholders(reg, source, words):
     r = reg.check("q2", namespace=learner_code(source))
     assert r.status == "not attempted" and words in repr(r)
+
+
+def test_a_partly_filled_list_is_an_attempt(reg):
+    r = reg.check("q2", namespace=learner_code("ports = [80, None]"))
+    assert r.status != "not attempted"
 
 
 def test_learner_exception_is_error_not_traceback(reg):
