@@ -291,13 +291,17 @@ class _Placeholder(Exception):
     pass
 
 
-def _only_nones(value: Any) -> bool:
+def _only_nones(value: Any, depth: int = 0) -> bool:
     """A list or dict of nothing but None: e.g. several calls of a still-stubbed function."""
+    if depth > MAX_ANSWER_DEPTH:  # deeper (or circular) answers are judged by encode()
+        return False
     if isinstance(value, (list, tuple)):
-        return bool(value) and all(v is None or _only_nones(v) for v in value)
-    if isinstance(value, dict):
-        return bool(value) and all(v is None or _only_nones(v) for v in value.values())
-    return False
+        items = list(value)
+    elif isinstance(value, dict):
+        items = list(value.values())
+    else:
+        return False
+    return bool(items) and all(v is None or _only_nones(v, depth + 1) for v in items)
 
 
 def _walk(value: Any, path: str, depth: int, budget: list[int]) -> None:
