@@ -253,6 +253,14 @@ def explain_docker_error(exc: Exception, *, image: str | None = None, what: str 
             "137 that it was killed (often out of memory)")
     if isinstance(exc, de.APIError):
         msg = exc.explanation or str(exc)
+        pull_failed = any(w in msg for w in ("pull access denied", "manifest unknown", "dial tcp", "no such host",
+                                             "repository does not exist", "i/o timeout"))
+        if image and pull_failed:  # the SDK pulls a missing image before running it
+            reason = msg.splitlines()[0].rsplit(": ", 1)[-1][:160]
+            return CoursekitError(f"the image {image} is not on this engine, and pulling it failed ({reason})"
+                                  f"{doing}",
+                                  "check the name and tag (`docker images` lists what is here), or run "
+                                  "`coursekit images` to provision the course's images")
         if "port is already allocated" in msg or "address already in use" in msg:
             return CoursekitError(f"a port you asked to publish is already in use{doing}: {msg}",
                                   "pick another host port, or stop what is using it (`docker ps`)")
@@ -292,7 +300,7 @@ def _remove_named_container(name: str) -> None:
         old = client().containers.get(name)
     except de.NotFound:
         return
-    if old.labels.get(OWNER) != OWNER_VALUE:
+    if not is_ours(old.labels):
         raise CoursekitError(f"a container named {name!r} already exists and coursekit did not create it",
                              f"pick another name, or remove it yourself: docker rm -f {name}")
     with contextlib.suppress(de.NotFound):
@@ -344,7 +352,7 @@ def network(name: str, *, lesson: str | None = None, **kwargs: Any):
     cl = client()
     for net in cl.networks.list(names=[name]):
         if net.name == name:
-            if net.attrs.get("Labels", {}).get(OWNER) == OWNER_VALUE:
+            if is_ours(net.attrs.get("Labels")):
                 return net
             raise CoursekitError(f"a network named {name!r} exists and coursekit did not create it",
                                  f"pick another name, or remove it: docker network rm {name}")
@@ -362,7 +370,7 @@ def volume(name: str | None = None, *, lesson: str | None = None, **kwargs: Any)
     if name:
         try:
             v = cl.volumes.get(name)
-            if (v.attrs.get("Labels") or {}).get(OWNER) == OWNER_VALUE:
+            if is_ours(v.attrs.get("Labels")):
                 return v
             raise CoursekitError(f"a volume named {name!r} exists and coursekit did not create it",
                                  f"pick another name, or remove it: docker volume rm {name}")
@@ -406,11 +414,22 @@ class CleanReport:
         return "removed " + ", ".join(parts)
 
 
-def _filters(session: str | None) -> dict:
-    lab = [f"{OWNER}={OWNER_VALUE}"]
-    if session:
-        lab.append(f"{SESSION}={session}")
-    return {"label": lab}
+def is_ours(resource_labels: dict | None) -> bool:
+    """Created through this module: the owner label *and* a session label.
+
+    Containers inherit their image's labels, and the course's images carry the owner label
+    too; only the session label tells a container coursekit started from one that someone
+    else started from a course image.
+    """
+    lab = resource_labels or {}
+    return lab.get(OWNER) == OWNER_VALUE and bool(lab.get(SESSION))
+
+
+def ours_filter(session: str | None = None) -> dict:
+    """Engine-side filter for resources coursekit started (of one session, or of all)."""
+    return {"label": [f"{OWNER}={OWNER_VALUE}", f"{SESSION}={session}" if session else SESSION]}
+
+
 
 
 def remove_resources(cl, session: str | None = None, images: bool = False) -> CleanReport:
@@ -418,7 +437,7 @@ def remove_resources(cl, session: str | None = None, images: bool = False) -> Cl
     import docker.errors as de
 
     rep = CleanReport()
-    flt = _filters(session)
+    flt = ours_filter(session)
     with contextlib.suppress(de.APIError):  # not a swarm manager: no services
         for svc in cl.services.list(filters=flt):
             with contextlib.suppress(de.NotFound, de.APIError):
@@ -437,8 +456,8 @@ def remove_resources(cl, session: str | None = None, images: bool = False) -> Cl
             v.remove(force=True)
             rep.volumes.append(v.name)
     if images:
-        img_flt = {"label": flt["label"] + ["org.coursekit.scratch=1"]} if session else \
-            {"label": [f"{OWNER}={OWNER_VALUE}", "org.coursekit.scratch=1"]}
+        # Images carry no session: throw-away ones are marked as scratch when built.
+        img_flt = {"label": [f"{OWNER}={OWNER_VALUE}", "org.coursekit.scratch=1"]}
         for im in cl.images.list(filters=img_flt):
             with contextlib.suppress(de.NotFound, de.APIError):
                 cl.images.remove(im.id, force=True)
@@ -471,7 +490,7 @@ def reap_dead_sessions() -> CleanReport:
     cl = client()
     rep = CleanReport()
     seen: dict[str, bool] = {}
-    for c in cl.containers.list(all=True, filters=_filters(None)):
+    for c in cl.containers.list(all=True, filters=ours_filter()):
         sess = c.labels.get(SESSION, "")
         if sess in seen or c.labels.get(HOST) != HOST_ID:
             continue

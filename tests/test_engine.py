@@ -216,3 +216,16 @@ def test_coursekit_errors_print_as_two_lines_in_a_notebook():
     assert "coursekit: no-engine mode was chosen" in text
     assert "What to do:" in text
     assert "Traceback" not in text and "engine.py" not in text
+
+
+def test_a_container_someone_else_made_from_a_course_image_is_not_ours():
+    """Course images carry the owner label and containers inherit it: clean must still spare them."""
+    foreign = engine.client().containers.run(TINY, "sleep 30", detach=True)
+    try:
+        assert foreign.labels.get(engine.OWNER) == engine.OWNER_VALUE  # inherited from the image
+        assert not engine.is_ours(foreign.labels)
+        engine.clean()
+        foreign.reload()
+        assert foreign.status == "running"
+    finally:
+        foreign.remove(force=True)

@@ -11,7 +11,7 @@ from coursekit import engine
 
 def _ours():
     cl = engine.client()
-    flt = {"label": [f"{engine.OWNER}={engine.OWNER_VALUE}"]}
+    flt = engine.ours_filter()
     found = [f"container {c.name} ({c.status})" for c in cl.containers.list(all=True, filters=flt)]
     found += [f"network {n.name}" for n in cl.networks.list(filters=flt)]
     found += [f"volume {v.name}" for v in cl.volumes.list(filters=flt)]
