@@ -478,31 +478,25 @@ class Sandbox:
 
     def client(self, service: str, **kw: Any):
         """A boto3 client for ``service``, cached per service and keyword arguments."""
-        self._require_active()
-        if self.endpoint_url:
-            kw.setdefault("endpoint_url", self.endpoint_url)
-        key = _cache_key(service, kw)
-        if key is None:
-            return self._session.client(service, **kw)
-        with _lock():
-            cli = self._clients.get(key)
-            if cli is None:
-                cli = self._clients[key] = self._session.client(service, **kw)
-            return cli
+        return self._cached("client", self._clients, service, kw)
 
     def resource(self, service: str, **kw: Any):
         """A boto3 resource (``s3``, ``dynamodb`` ...), cached like :meth:`client`."""
+        return self._cached("resource", self._resources, service, kw)
+
+    def _cached(self, kind: str, cache: dict, service: str, kw: dict):
         self._require_active()
         if self.endpoint_url:
             kw.setdefault("endpoint_url", self.endpoint_url)
+        make = getattr(self._session, kind)
         key = _cache_key(service, kw)
         if key is None:
-            return self._session.resource(service, **kw)
+            return make(service, **kw)
         with _lock():
-            res = self._resources.get(key)
-            if res is None:
-                res = self._resources[key] = self._session.resource(service, **kw)
-            return res
+            obj = cache.get(key)
+            if obj is None:
+                obj = cache[key] = make(service, **kw)
+            return obj
 
     def reset(self) -> None:
         """Wipe moto's state: every bucket, user, queue ... is gone.

@@ -25,6 +25,18 @@ def _in_notebook() -> bool:
     return bool(ip_mod and ip_mod.get_ipython() is not None)
 
 
+def _finish(plt, fig, ax, title: str, save: str | None):
+    """Title, first row at the top, save if asked, show in a notebook."""
+    ax.set_title(title)
+    ax.invert_yaxis()
+    fig.tight_layout()
+    if save:
+        fig.savefig(save, dpi=100)
+    if _in_notebook():
+        plt.show()
+    return fig
+
+
 def compare_times(samples: dict[str, list[float]], *, title: str, unit: str = "s", save: str | None = None):
     """One strip of dots per thing measured (every sample shown) with its median as a bar."""
     plt = _plt()
@@ -37,14 +49,7 @@ def compare_times(samples: dict[str, list[float]], *, title: str, unit: str = "s
         ax.annotate(f"{meds[i]:.2f} {unit}", (meds[i], i), xytext=(4, 8), textcoords="offset points", fontsize=9)
     ax.set_xlim(0, max(max(v) for v in samples.values()) * 1.15)
     ax.set_xlabel("seconds (each dot is one run; the bar is the median)")
-    ax.set_title(title)
-    ax.invert_yaxis()
-    fig.tight_layout()
-    if save:
-        fig.savefig(save, dpi=100)
-    if _in_notebook():
-        plt.show()
-    return fig
+    return _finish(plt, fig, ax, title, save)
 
 
 def compare_sizes(sizes: dict[str, float], *, title: str, log: bool = True, save: str | None = None):
@@ -62,11 +67,4 @@ def compare_sizes(sizes: dict[str, float], *, title: str, log: bool = True, save
     else:
         ax.set_xlim(0, max(mb) * 1.2)
     ax.set_xlabel("size in MB" + (" (log scale)" if log else ""))
-    ax.set_title(title)
-    ax.invert_yaxis()
-    fig.tight_layout()
-    if save:
-        fig.savefig(save, dpi=100)
-    if _in_notebook():
-        plt.show()
-    return fig
+    return _finish(plt, fig, ax, title, save)

@@ -13,6 +13,7 @@ idempotent; ``coursekit vm-assets`` runs it), :func:`boot`, :func:`measure`,
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import shutil
@@ -89,8 +90,16 @@ def _kernel() -> Path | None:
     return found[-1] if found else None
 
 
+def _verdict_file() -> Path:
+    """Where we remember that KVM hangs on this host kernel, so each new kernel (Python
+    process) does not spend KVM_PROBE_SECONDS finding it out again."""
+    import platform
+
+    return cache_dir() / f"kvm-broken-on-{platform.release()}"
+
+
 def _kvm_usable() -> bool:
-    return not _kvm_broken and os.access("/dev/kvm", os.R_OK | os.W_OK)
+    return not _kvm_broken and not _verdict_file().exists() and os.access("/dev/kvm", os.R_OK | os.W_OK)
 
 
 def status() -> VMStatus:
@@ -297,7 +306,8 @@ def boot(*, timeout: float = 30, memory_mb: int = 128, accel: str = "auto") -> B
 
     ``accel="auto"`` tries KVM (hardware virtualisation) when /dev/kvm is usable, and
     falls back to TCG (QEMU translating every instruction in software) if that fails;
-    when TCG then works, KVM is marked broken for the rest of this Python process.
+    when TCG then works, KVM is marked broken for this host kernel (a file in the cache;
+    delete it to try KVM again).
     """
     global _kvm_broken
     st = status()
@@ -314,6 +324,9 @@ def boot(*, timeout: float = 30, memory_mb: int = 128, accel: str = "auto") -> B
             res.tried = [f[0] for f in failures] + [a]
             if failures:
                 _kvm_broken = a == "tcg"
+                if _kvm_broken:
+                    with contextlib.suppress(OSError):
+                        _verdict_file().write_text(f"{failures[0][1]}\n")
                 res.note = f"KVM failed ({failures[0][1]}); used TCG, software emulation, instead"
             elif accel == "auto" and a == "tcg":
                 res.note = "KVM not usable here (/dev/kvm missing or not allowed, or failed before); TCG used"

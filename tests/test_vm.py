@@ -191,6 +191,7 @@ def test_real_boot_reaches_userspace(assets):
     assert r.pid1 == "init"   # in a VM, our own /init is PID 1
     if r.tried == ["kvm", "tcg"]:
         assert "KVM failed" in r.note and vm.status().accel == "tcg"   # the verdict is remembered
+        assert vm._verdict_file().exists()   # ...by the next Python process too
     assert not (_qemu_pids() - before)
 
 
