@@ -33,6 +33,17 @@ _SUBMODULES = {"engine", "images", "health", "aws", "vm", "checks", "assign", "l
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES)
 
 
+def _friendly_errors() -> None:
+    # In a notebook, coursekit's errors print as "what happened / what to do", not a traceback,
+    # whether or not the lesson's set-up cell ran. Cheap: only looks for a running IPython.
+    from .errors import install_notebook_handler
+
+    install_notebook_handler()
+
+
+_friendly_errors()
+
+
 def __getattr__(name: str):
     if name in _LAZY:
         mod, attr = _LAZY[name].split(":")
