@@ -65,6 +65,9 @@ setup_python() {
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e . 2>&1 \
       | grep -v "is ignored: it is neither a file nor a directory" || true
     "$VENV/bin/python" -c 'import coursekit, docker, moto, nbval' || die "installing the Python packages failed (see above)."
+    # No news pop-up over the lessons (JupyterLab asks to fetch news on first start).
+    "$VENV/bin/jupyter" labextension disable --level=sys_prefix \
+      "@jupyterlab/apputils-extension:announcements" >/dev/null 2>&1 || true
     echo "$want" > "$VENV/.coursekit-installed"
   fi
   export PATH="$VENV/bin:$PATH"

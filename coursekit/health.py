@@ -59,7 +59,8 @@ class Report:
     def _repr_html_(self) -> str:
         rows = []
         for f in self.findings:
-            mark = "✅" if f.ok else "⚠️"
+            mark = ("<span style='color:#1a7f37'>&#10004;</span>" if f.ok
+                    else "<span style='color:#b35900'>&#9888;</span>")
             fix = f"<br><small>What to do: {html.escape(f.fix)}</small>" if f.fix and not f.ok else ""
             rows.append(f"<tr><td>{mark}</td><td style='text-align:left'>{html.escape(f.item)}</td>"
                         f"<td style='text-align:left'>{html.escape(f.value)}{fix}</td></tr>")

@@ -36,6 +36,14 @@ def _show(markdown: str, text: str) -> None:
         print(text)
 
 
+#: A coloured dot per mode, drawn with a plain glyph (emoji fonts are not everywhere).
+_DOT = {"full": "#1a7f37", "offline": "#d4a017"}
+
+
+def _dot(mode_name: str) -> str:
+    return f'<span style="color:{_DOT.get(mode_name, "#888")}">&#9679;</span>'
+
+
 def start(lesson: str) -> Mode:
     """Set up a lesson: friendly errors, leftovers of dead kernels removed, the mode shown."""
     global _current_lesson
@@ -47,7 +55,7 @@ def start(lesson: str) -> Mode:
         rep = engine.reap_dead_sessions()
         if rep.total:
             removed = f" (tidied up after an earlier kernel: {rep})"
-    icon = {"full": "🟢", "offline": "🟡"}.get(m.name, "⚪")
+    icon = _dot(m.name)
     fix = f"\n\nTo get to full mode: {m.to_full}" if m.to_full else ""
     _show(f"{icon} **{lesson}** — mode: **{m.name}**. {m.why}.{removed}{fix}",
           f"[{lesson}] mode: {m.name}. {m.why}.{removed}{fix}")
@@ -67,7 +75,7 @@ def needs_engine(does: str, shows: str = "", *, why: str = "") -> bool:
     teach = f"\n\n*Why it matters:* {why}" if why else ""
     seen = f"\n\n*What it would show:* {shows}" if shows else ""
     _show(
-        f"⏭️ **This step needs a Docker engine**, and this session has none ({st.reason}).\n\n"
+        f"{_dot('no engine')} **This step needs a Docker engine**, and this session has none ({st.reason}).\n\n"
         f"It would run:\n```\n{does}\n```{seen}{teach}\n\n"
         f"Read on: the next steps still make sense. To run it for real: {st.fix}.",
         f"[skipped: needs a Docker engine; {st.reason}]\n  it would run: {does}\n"
@@ -80,4 +88,4 @@ def finish() -> None:
     """The cleanup cell: remove everything this notebook started, and say what was removed."""
     rep = engine.cleanup()
     where = f"{_current_lesson}: " if _current_lesson else ""
-    _show(f"🧹 {where}{rep}.", f"{where}{rep}.")
+    _show(f"Clean-up: {where}{rep}.", f"{where}{rep}.")
