@@ -28,7 +28,8 @@ _LAZY = {
 
 _SUBMODULES = {"engine", "images", "health", "aws", "vm", "checks", "assign", "lesson", "modes", "errors",
                "plots", "cli", "reaper", "quizzes", "measure",
-               "grading", "notebooks", "awsguard"}
+               "grading", "notebooks", "awsguard", "engineapi", "processes", "layers",
+               "dockerlint"}
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES)
 
