@@ -40,6 +40,12 @@ def _assign(a) -> int:
     return 0
 
 
+def _lint(a) -> int:
+    from .dockerlint import main
+
+    return main(paths=a.paths, as_json=a.json)
+
+
 def _vm_assets(a) -> int:
     from .vm import main
 
@@ -68,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="exercises", help="where to write the student versions")
     s.add_argument("--check", action="store_true", help="only report out-of-date exercises; exit 1 if any")
     s.set_defaults(func=_assign)
+
+    s = sub.add_parser("lint", help="check Dockerfiles for common mistakes (rule ids, reasons, fixes)")
+    s.add_argument("paths", nargs="*", default=["Dockerfile"], help="Dockerfiles or folders (default: ./Dockerfile)")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=_lint)
 
     s = sub.add_parser("vm-assets", help="fetch the kernel and build the initramfs for the VM lesson")
     s.set_defaults(func=_vm_assets)

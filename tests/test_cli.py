@@ -79,3 +79,16 @@ def test_assign_check_reports_stale_exercises(tmp_path):
 def test_unknown_command_is_a_usage_error():
     out = coursekit("frobnicate")
     assert out.returncode == 2 and "invalid choice" in out.stderr
+
+
+def test_lint_flags_mistakes_with_rule_ids_and_exit_code(tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM python:latest\nENV DB_PASSWORD=hunter2\nCMD python app.py\n")
+    out = coursekit("lint", str(tmp_path / "Dockerfile"))
+    assert out.returncode == 1, out.stdout + out.stderr          # a secret in ENV is an error
+    assert "CK102" in out.stdout and "CK301" in out.stdout and "CK501" in out.stdout
+    (tmp_path / "good").mkdir()
+    (tmp_path / "good" / "Dockerfile").write_text(
+        "FROM python:3.11-slim\nWORKDIR /app\nCOPY app.py .\nUSER 65534\nCMD [\"python\", \"app.py\"]\n")
+    out = coursekit("lint", "--json", str(tmp_path / "good"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert json.loads(out.stdout)["ok"] is True
