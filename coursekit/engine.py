@@ -307,6 +307,16 @@ def _remove_named_container(name: str) -> None:
         old.remove(force=True)
 
 
+def _prepare_container(kwargs: dict, lesson: str | None):
+    """Labels in, a leftover of ours with the same name out, the reaper watching: the client."""
+    kwargs["labels"] = _merge_labels(kwargs.get("labels"), lesson)
+    if kwargs.get("name"):
+        _remove_named_container(kwargs["name"])
+    cl = client()
+    _track()
+    return cl
+
+
 def run(image: str, command: Any = None, *, lesson: str | None = None, **kwargs: Any):
     """``docker run``, labelled: the same arguments as ``client.containers.run``.
 
@@ -314,24 +324,16 @@ def run(image: str, command: Any = None, *, lesson: str | None = None, **kwargs:
     removes the container. A non-zero exit raises a :class:`CoursekitError` quoting the
     exit code and the container's last lines of output.
     """
-    kwargs["labels"] = _merge_labels(kwargs.get("labels"), lesson)
     if not kwargs.get("detach"):
         kwargs.setdefault("remove", True)
-    if kwargs.get("name"):
-        _remove_named_container(kwargs["name"])
-    cl = client()
-    _track()
+    cl = _prepare_container(kwargs, lesson)
     with _explained(image, f"running {image}"):
         return cl.containers.run(image, command, **kwargs)
 
 
 def create(image: str, command: Any = None, *, lesson: str | None = None, **kwargs: Any):
     """``docker create``, labelled (then ``.start()`` it)."""
-    kwargs["labels"] = _merge_labels(kwargs.get("labels"), lesson)
-    if kwargs.get("name"):
-        _remove_named_container(kwargs["name"])
-    cl = client()
-    _track()
+    cl = _prepare_container(kwargs, lesson)
     with _explained(image, f"creating a container from {image}"):
         return cl.containers.create(image, command, **kwargs)
 

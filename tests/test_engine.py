@@ -17,12 +17,7 @@ TINY = "coursekit/busybox:v1"
 PY = sys.executable
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _engine():
-    if not engine.available():
-        pytest.fail(f"these tests need the Docker engine: {engine.status().reason}")
-    yield
-    engine.cleanup()
+pytestmark = pytest.mark.usefixtures("real_engine")
 
 
 def _exists(cid: str) -> bool:

@@ -14,12 +14,7 @@ from coursekit.errors import CoursekitError, EngineUnavailable
 TINY = "coursekit/busybox:v1"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _engine():
-    if not engine.available():
-        pytest.fail(f"these tests need the Docker engine: {engine.status().reason}")
-    yield
-    engine.cleanup()
+pytestmark = pytest.mark.usefixtures("real_engine")
 
 
 @pytest.fixture
