@@ -384,14 +384,10 @@ def volume(name: str | None = None, *, lesson: str | None = None, **kwargs: Any)
         return cl.volumes.create(name=name, **kwargs)
 
 
-def _remove_quietly(obj: Any) -> None:
-    import docker.errors as de
-
-    with contextlib.suppress(de.NotFound, de.APIError, Exception):
-        if obj.__class__.__name__ == "Container":
-            obj.remove(force=True, v=True)
-        else:
-            obj.remove(force=True) if obj.__class__.__name__ == "Volume" else obj.remove()
+def _remove_quietly(container: Any) -> None:
+    """Remove a container and its anonymous volumes; never raise (runs in ``finally``)."""
+    with contextlib.suppress(Exception):
+        container.remove(force=True, v=True)
 
 
 # --------------------------------------------------------------------------- cleanup

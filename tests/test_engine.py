@@ -11,7 +11,7 @@ import time
 import pytest
 
 from coursekit import engine
-from coursekit.errors import CoursekitError, EngineUnavailable
+from coursekit.errors import CoursekitError
 
 TINY = "coursekit/busybox:v1"
 PY = sys.executable
