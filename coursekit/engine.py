@@ -18,16 +18,17 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from .errors import CoursekitError, EngineUnavailable
+from .waiting import ContainerExited, host_port, log_tail, wait_http, wait_running, wait_tcp, wait_until  # noqa: F401 (re-exported)
 
 #: Label keys. Every resource coursekit creates carries OWNER and SESSION.
 OWNER = "org.coursekit.owner"
@@ -262,8 +263,12 @@ def explain_docker_error(exc: Exception, *, image: str | None = None, what: str 
                                   "check the name and tag (`docker images` lists what is here), or run "
                                   "`coursekit images` to provision the course's images")
         if "port is already allocated" in msg or "address already in use" in msg:
-            return CoursekitError(f"a port you asked to publish is already in use{doing}: {msg}",
-                                  "pick another host port, or stop what is using it (`docker ps`)")
+            m = re.search(r"(?:[\d.]+|\[[\da-f:]*\]):(\d+)", msg)
+            port = f"port {m[1]}" if m else "a port you asked to publish"
+            return CoursekitError(f"{port} on this machine is already in use{doing}, so the container cannot "
+                                  f"publish on it (the engine said: {msg.strip()})",
+                                  "pick another host port (or None for any free one), or stop what is using it "
+                                  "(`docker ps`; `ss -ltnp` shows programs outside Docker)")
         if "Conflict" in msg and "already in use" in msg:
             return CoursekitError(f"that name is already taken{doing}: {msg}",
                                   "remove the old container (`coursekit clean`) or pick another name")
@@ -307,14 +312,60 @@ def _remove_named_container(name: str) -> None:
         old.remove(force=True)
 
 
+LOOPBACK = "127.0.0.1"
+
+
+def _loopback_binding(binding: Any, port: str) -> Any:
+    """One port binding as the SDK accepts it, pinned to 127.0.0.1; a non-loopback host is refused."""
+    if isinstance(binding, list):
+        return [_loopback_binding(b, port) for b in binding]
+    if isinstance(binding, dict):
+        binding = (binding.get("HostIp") or LOOPBACK, binding.get("HostPort"))
+    if isinstance(binding, tuple) and binding and isinstance(binding[0], str) and not binding[0].isdigit():
+        host, hport = binding[0], (binding[1] if len(binding) > 1 else None)
+    else:
+        host, hport = LOOPBACK, (binding[0] if isinstance(binding, tuple) else binding)
+    if host not in (LOOPBACK, "localhost"):
+        raise CoursekitError(f"publishing {port} on {host} would let other machines reach this container",
+                             f"coursekit publishes on 127.0.0.1 only: use ports={{{port!r}: None}} for a free "
+                             "port, or an int for a fixed one")
+    return (LOOPBACK, int(hport)) if hport not in (None, "") else (LOOPBACK,)
+
+
+def _loopback_ports(kwargs: dict) -> None:
+    """Published ports bind to 127.0.0.1 (``None`` = any free port); nothing listens beyond it."""
+    if kwargs.get("publish_all_ports"):
+        raise CoursekitError("publish_all_ports would publish every exposed port on all of this machine's "
+                             "addresses", "publish the ports you need: ports={'8000/tcp': None}")
+    if kwargs.get("ports"):
+        kwargs["ports"] = {str(p): _loopback_binding(b, str(p)) for p, b in kwargs["ports"].items()}
+
+
 def _prepare_container(kwargs: dict, lesson: str | None):
-    """Labels in, a leftover of ours with the same name out, the reaper watching: the client."""
+    """Labels in, ports on loopback, a leftover of ours with the same name out, the reaper watching."""
     kwargs["labels"] = _merge_labels(kwargs.get("labels"), lesson)
+    _loopback_ports(kwargs)
     if kwargs.get("name"):
         _remove_named_container(kwargs["name"])
     cl = client()
     _track()
     return cl
+
+
+CALL = "org.coursekit.call"
+
+
+@contextlib.contextmanager
+def _no_half_started(cl, kwargs: dict) -> Iterator[None]:
+    """A container created but refused at start (a taken port, say) is removed, not left behind."""
+    kwargs["labels"][CALL] = uuid.uuid4().hex[:12]
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            for c in cl.containers.list(all=True, filters={"label": f"{CALL}={kwargs['labels'][CALL]}"}):
+                _remove_quietly(c)
+        raise
 
 
 def run(image: str, command: Any = None, *, lesson: str | None = None, **kwargs: Any):
@@ -327,7 +378,7 @@ def run(image: str, command: Any = None, *, lesson: str | None = None, **kwargs:
     if not kwargs.get("detach"):
         kwargs.setdefault("remove", True)
     cl = _prepare_container(kwargs, lesson)
-    with _explained(image, f"running {image}"):
+    with _explained(image, f"running {image}"), _no_half_started(cl, kwargs):
         return cl.containers.run(image, command, **kwargs)
 
 
@@ -508,16 +559,3 @@ def clean(images: bool = False) -> CleanReport:
     ``images=True``, images that lessons built as throw-away examples go too.
     """
     return remove_resources(client(), None, images=images)
-
-
-def wait_until(predicate, *, timeout: float, interval: float = 0.2, what: str = "the condition") -> Any:
-    """Poll ``predicate`` until it returns something truthy, or raise after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise CoursekitError(f"gave up waiting for {what} after {timeout:.0f} s",
-                                 "run the cell again; if it keeps happening, check `coursekit doctor`")
-        time.sleep(interval)
