@@ -29,7 +29,7 @@ _LAZY = {
 _SUBMODULES = {"engine", "images", "health", "aws", "vm", "checks", "assign", "lesson", "modes", "errors",
                "plots", "cli", "reaper", "quizzes", "measure",
                "grading", "notebooks", "awsguard", "engineapi", "processes", "layers",
-               "dockerlint", "explorer"}
+               "dockerlint", "explorer", "waiting"}
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES)
 
