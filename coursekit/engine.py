@@ -19,12 +19,15 @@ import atexit
 import contextlib
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import CoursekitError, EngineUnavailable
@@ -514,8 +517,22 @@ def remove_resources(cl, session: str | None = None, images: bool = False) -> Cl
     return rep
 
 
+def scratch_path(session: str = SESSION_ID) -> Path:
+    """Where a session keeps its temporary files (saved images, build contexts...)."""
+    return Path(tempfile.gettempdir(), f"coursekit-{session}")
+
+
+def scratch_dir() -> Path:
+    """This session's temporary folder, created on demand; removed at exit or by the reaper."""
+    path = scratch_path()
+    path.mkdir(mode=0o700, exist_ok=True)
+    _track()
+    return path
+
+
 def cleanup() -> CleanReport:
     """Remove everything this Python process created. Safe to call any time, any number of times."""
+    shutil.rmtree(scratch_path(), ignore_errors=True)
     if _status is None or not _status.ok or _client is None:
         return CleanReport()
     try:
@@ -549,7 +566,16 @@ def reap_dead_sessions() -> CleanReport:
             r = remove_resources(cl, sess)
             for k in vars(rep):
                 getattr(rep, k).extend(getattr(r, k))
+    _reap_dead_scratch()
     return rep
+
+
+def _reap_dead_scratch() -> None:
+    """Temporary folders of this machine's coursekit processes that died without their reaper."""
+    for path in scratch_path("").parent.glob(f"coursekit-{socket.gethostname()}-*-*"):
+        pid = path.name.rsplit("-", 2)[-2]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def clean(images: bool = False) -> CleanReport:

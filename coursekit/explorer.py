@@ -13,7 +13,7 @@ import html
 import tempfile
 import weakref
 
-from . import layers
+from . import engine, layers
 
 #: At most this many files are listed per layer (a base layer has thousands).
 MAX_ROWS = 200
@@ -45,7 +45,7 @@ def layer_explorer(images: list[str]):
     import ipywidgets as w
 
     cache: dict[str, layers.SavedImage] = {}
-    tmp = tempfile.TemporaryDirectory(prefix="coursekit-explorer-")
+    tmp = tempfile.TemporaryDirectory(prefix="explorer-", dir=engine.scratch_dir())  # the reaper removes it too
     pick_image = w.Dropdown(options=list(images), description="image")
     pick_layer = w.Dropdown(options=[], description="layer")
     out = w.HTML()

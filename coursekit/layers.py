@@ -125,6 +125,18 @@ def shared_layers(img_a, img_b) -> list[str]:
     return out
 
 
+def _local_images(cl) -> list:
+    """Every tagged image, skipping any that another build removes while we look (a shared engine)."""
+    import docker.errors as de
+
+    out = []
+    for summary in cl.api.images():
+        if summary.get("RepoTags") and summary["RepoTags"] != ["<none>:<none>"]:
+            with contextlib.suppress(de.NotFound):
+                out.append(cl.images.get(summary["Id"]))
+    return out
+
+
 def base_image(image, candidates=None) -> Optional[str]:
     """Which local image (course images first) this one was built FROM: the longest diff_id prefix.
 
@@ -136,7 +148,7 @@ def base_image(image, candidates=None) -> Optional[str]:
     img = _image(image)
     mine = img.attrs["RootFS"].get("Layers", [])
     cl = engine.client()
-    pool = [cl.images.get(c) if isinstance(c, str) else c for c in candidates] if candidates else cl.images.list()
+    pool = [cl.images.get(c) if isinstance(c, str) else c for c in candidates] if candidates else _local_images(cl)
     course = set(course_images.catalog())
     best, best_key = None, (0, False)
     for other in pool:

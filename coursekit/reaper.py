@@ -30,6 +30,10 @@ def main(argv: list[str]) -> int:
         except PermissionError:
             break
         time.sleep(0.1)
+    import shutil
+    import tempfile
+
+    shutil.rmtree(os.path.join(tempfile.gettempdir(), f"coursekit-{session}"), ignore_errors=True)  # scratch_dir()
     try:
         import docker
 

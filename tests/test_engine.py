@@ -109,10 +109,13 @@ def test_atexit_removes_what_a_process_started():
     out = _run_python(f"""
         from coursekit import engine
         c = engine.run({TINY!r}, "sleep 60", detach=True)
-        print(c.id)
+        (engine.scratch_dir() / "f").write_text("x")
+        print(c.id, engine.scratch_dir())
     """)
     assert out.returncode == 0, out.stderr
-    assert not _exists(out.stdout.strip())
+    cid, scratch = out.stdout.split()
+    assert not _exists(cid)
+    assert not os.path.exists(scratch)
 
 
 def test_reaper_removes_what_a_killed_process_started():
@@ -121,15 +124,17 @@ def test_reaper_removes_what_a_killed_process_started():
         import os, signal
         from coursekit import engine
         c = engine.run({TINY!r}, "sleep 60", detach=True)
-        print(c.id, flush=True)
+        (engine.scratch_dir() / "saved-image.tar").write_bytes(b"x" * 1000)
+        print(c.id, engine.scratch_dir(), flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
     """)
-    cid = out.stdout.strip()
+    cid, scratch = out.stdout.split()
     assert cid and out.returncode == -9
     deadline = time.monotonic() + 20
-    while _exists(cid) and time.monotonic() < deadline:
+    while (_exists(cid) or os.path.exists(scratch)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _exists(cid), "the reaper did not remove the killed process's container"
+    assert not os.path.exists(scratch), "the reaper did not remove the killed process's temporary files"
 
 
 def test_reap_dead_sessions_removes_leftovers_of_dead_processes():
@@ -137,8 +142,12 @@ def test_reap_dead_sessions_removes_leftovers_of_dead_processes():
     c = engine.client().containers.run(TINY, "sleep 60", detach=True, labels={
         **engine.labels(), engine.SESSION: "dead-session", engine.PID: "999999999"})
     try:
+        dead_scratch = engine.scratch_path(f"{socket.gethostname()}-999999999-abcdef12")
+        dead_scratch.mkdir()
         rep = engine.reap_dead_sessions()
         assert c.name in rep.containers
+        assert not dead_scratch.exists(), "a dead session's temporary folder was left behind"
+        assert engine.scratch_dir().exists(), "our own (live) session's folder must stay"
         assert not _exists(c.id)
     finally:
         if _exists(c.id):
