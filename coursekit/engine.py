@@ -484,6 +484,23 @@ def ours_filter(session: str | None = None) -> dict:
 
 
 
+def _leave_our_swarm(cl, session: str | None, rep: CleanReport) -> None:
+    """Swarm mode that coursekit turned on (for that session) is turned off again; the learner's stays."""
+    with contextlib.suppress(Exception):
+        if cl.info().get("Swarm", {}).get("LocalNodeState") != "active":
+            return
+        cl.swarm.reload()
+        lab = (cl.swarm.attrs.get("Spec") or {}).get("Labels") or {}
+        if lab.get(OWNER) == OWNER_VALUE and (session is None or lab.get(SESSION) == session):
+            cl.swarm.leave(force=True)
+            rep.services.append("(swarm mode)")
+            for net in cl.networks.list(names=["docker_gwbridge"]):  # swarm init made it; unused now
+                net.reload()
+                if not net.attrs.get("Containers"):
+                    net.remove()
+                    rep.networks.append(net.name)
+
+
 def remove_resources(cl, session: str | None = None, images: bool = False) -> CleanReport:
     """Remove coursekit's services, containers, networks, volumes (of one session, or all)."""
     import docker.errors as de
@@ -499,6 +516,7 @@ def remove_resources(cl, session: str | None = None, images: bool = False) -> Cl
         with contextlib.suppress(de.NotFound, de.APIError):
             c.remove(force=True, v=True)
             rep.containers.append(c.name)
+    _leave_our_swarm(cl, session, rep)
     for n in cl.networks.list(filters=flt):
         with contextlib.suppress(de.NotFound, de.APIError):
             n.remove()

@@ -19,6 +19,11 @@ def _ours():
         found += [f"service {s.name}" for s in cl.services.list(filters=flt)]
     except Exception:  # not a swarm manager: no services
         pass
+    from coursekit import swarm
+    if swarm.state() == "active" and swarm.is_ours():
+        found.append("swarm mode, turned on by coursekit")
+    found += [f"image tag {t}" for i in cl.api.images() for t in i.get("RepoTags") or []
+              if t.startswith("127.0.0.1:")]  # pushed to a course registry, never untagged
     return found
 
 

@@ -1,0 +1,259 @@
+"""A real orchestrator on the learner's own engine: Docker Swarm mode, one node, on 127.0.0.1.
+
+``init()`` turns the engine into a single-node swarm (advertised and listening on 127.0.0.1
+only) unless it already is one; a swarm coursekit created carries its labels and is left
+again when the session's resources are removed (``engine.cleanup``, the reaper,
+``coursekit clean``). A swarm the learner had before is used and never left.
+
+Networking, detected rather than assumed (:func:`networking`): Swarm's usual service
+networking (a virtual IP per service and the "routing mesh" that publishes a port on every
+node) needs the kernel's IPVS load balancer. Where the kernel has no IPVS, services use DNS
+round-robin (``endpoint_mode="dnsrr"``): the service name resolves to every task's address.
+Either way coursekit publishes nothing on the host (a swarm port binds every address, and
+nothing of ours listens beyond 127.0.0.1): the notebook reaches services through a small
+*probe* container on the same overlay network (:class:`Probe`).
+
+Lesson: ``07-orchestration``; the pipeline's deploy stage (issue 5) rolls services here.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from . import engine
+from .errors import CoursekitError
+
+ADDR = "127.0.0.1"
+PROBE_IMAGE = "coursekit/busybox:v1"
+
+
+@dataclass(frozen=True)
+class Networking:
+    ipvs: bool
+    endpoint_mode: str   # "vip" (IPVS load-balances a virtual IP) or "dnsrr" (DNS round-robin)
+    reason: str
+
+
+def state() -> str:
+    """``inactive``, ``active``, ``pending``, ``error`` or ``locked``: this engine's swarm state."""
+    return engine.client().info().get("Swarm", {}).get("LocalNodeState", "inactive")
+
+
+def is_ours(session: Optional[str] = None) -> bool:
+    """The engine's swarm was created by coursekit (by ``session``, if given)."""
+    cl = engine.client()
+    try:
+        cl.swarm.reload()
+    except Exception:
+        return False
+    labels = (cl.swarm.attrs.get("Spec") or {}).get("Labels") or {}
+    return labels.get(engine.OWNER) == engine.OWNER_VALUE and (session is None or
+                                                               labels.get(engine.SESSION) == session)
+
+
+def init(lesson: Optional[str] = None) -> dict:
+    """Make this engine a (single-node) swarm manager, unless it is one already; returns its info."""
+    cl = engine.client()
+    st = state()
+    if st == "inactive":
+        engine._track()  # the reaper leaves the swarm if this process dies
+        try:
+            cl.swarm.init(advertise_addr=ADDR, listen_addr=f"{ADDR}:2377", labels=engine.labels(lesson))
+        except Exception as exc:
+            raise engine.explain_docker_error(exc, what="turning on swarm mode") from exc
+    elif st != "active":
+        raise CoursekitError(f"this engine's swarm is {st!r}, not usable",
+                             "leave it (`docker swarm leave --force`) and run the cell again")
+    cl.swarm.reload()
+    info = cl.info()["Swarm"]
+    if not info.get("ControlAvailable"):
+        raise CoursekitError("this engine is a swarm worker, not a manager: services cannot be created here",
+                             "run the lesson on a manager node, or leave that swarm (`docker swarm leave`)")
+    return {"node": info.get("NodeID"), "managers": info.get("Managers"), "nodes": info.get("Nodes"),
+            "ours": is_ours()}
+
+
+def leave(session: Optional[str] = None) -> bool:
+    """Leave the swarm if coursekit (``session``, or any session) created it; True if it left."""
+    if state() != "active" or not is_ours(session):
+        return False
+    engine.client().swarm.leave(force=True)
+    return True
+
+
+_networking: Optional[Networking] = None
+
+
+def networking(refresh: bool = False) -> Networking:
+    """Does this engine's kernel have IPVS (service VIPs, routing mesh)? Asked of the kernel itself."""
+    global _networking
+    if _networking is None or refresh:
+        out = engine.run(PROBE_IMAGE, ["sh", "-c", "test -e /proc/net/ip_vs && echo yes || echo no"],
+                         network_mode="host", lesson="swarm-networking").decode().strip()
+        if out == "yes":
+            _networking = Networking(True, "vip", "the kernel has IPVS: each service gets a virtual IP that "
+                                                  "load-balances across its tasks")
+        else:
+            _networking = Networking(False, "dnsrr", "this kernel has no IPVS (no /proc/net/ip_vs), so service "
+                                                     "virtual IPs and the routing mesh cannot work: services use "
+                                                     "DNS round-robin instead (the name resolves to every task)")
+    return _networking
+
+
+def network(name: str, lesson: Optional[str] = None):
+    """An attachable overlay network for services and the probe (labelled, reused)."""
+    return engine.network(name, driver="overlay", attachable=True, lesson=lesson)
+
+
+class Probe:
+    """A tiny container on a service network: the notebook's window onto services."""
+
+    def __init__(self, network_name: str, lesson: Optional[str] = None):
+        self.container = engine.run(PROBE_IMAGE, ["sleep", "86400"], detach=True, network=network_name,
+                                    lesson=lesson, init=True)
+
+    def get(self, url: str, timeout: int = 3) -> Optional[str]:
+        """``wget -qO- url`` from inside the network: the body, or None if nothing answered."""
+        # (busybox's own -T timeout option crashes the Debian static build: `timeout` does the job)
+        code, out = self.container.exec_run(["timeout", str(timeout), "wget", "-qO-", url])
+        return out.decode(errors="replace") if code == 0 else None
+
+    def resolve(self, name: str) -> list[str]:
+        """The addresses DNS gives for ``name`` inside the network (``tasks.<service>``: every task)."""
+        _, out = self.container.exec_run(["nslookup", name])
+        lines = out.decode(errors="replace").split("Non-authoritative answer:", 1)[-1]
+        return sorted({ln.split()[-1] for ln in lines.splitlines() if ln.startswith("Address:")})
+
+    def remove(self) -> None:
+        engine._remove_quietly(self.container)
+
+
+def tasks(service: Any, state_: str = "running") -> list[dict]:
+    """The service's tasks whose current state is ``state_`` (``None``: all)."""
+    out = service.tasks()
+    return [t for t in out if state_ is None or t["Status"]["State"] == state_]
+
+
+def replicas(service: Any) -> tuple[int, int]:
+    """(running tasks, desired replicas)."""
+    service.reload()
+    desired = (service.attrs["Spec"].get("Mode", {}).get("Replicated") or {}).get("Replicas", 0)
+    return len(tasks(service)), desired
+
+
+def wait_replicas(service: Any, n: Optional[int] = None, *, timeout: float = 60.0) -> float:
+    """Wait until ``n`` (default: the desired number of) tasks run; returns the seconds it took."""
+    t0 = time.monotonic()
+
+    def ok():
+        running, desired = replicas(service)
+        return running == (desired if n is None else n)
+    try:
+        engine.wait_until(ok, timeout=timeout, interval=0.25, what=f"{service.name} to reach its replicas")
+    except CoursekitError:
+        failed = [t for t in tasks(service, None) if t["Status"]["State"] in ("failed", "rejected")]
+        why = failed[0]["Status"].get("Err", "") if failed else ""
+        raise CoursekitError(f"{service.name} has {replicas(service)[0]} running tasks, not {n or 'all'} "
+                             f"after {timeout:.0f} s" + (f"; a task failed: {why}" if why else ""),
+                             "look at service.tasks() and `docker service ps --no-trunc NAME`") from None
+    return time.monotonic() - t0
+
+
+def watch(service: Any, seconds: float, every: float = 0.25) -> list[tuple[float, int, int]]:
+    """Sample (time, running, desired) for ``seconds``: the data for a replicas-over-time plot."""
+    t0, out = time.monotonic(), []
+    while time.monotonic() - t0 < seconds:
+        running, desired = replicas(service)
+        out.append((round(time.monotonic() - t0, 2), running, desired))
+        time.sleep(every)
+    return out
+
+
+def kill_a_task(service: Any) -> str:
+    """Kill the container of one running task (as a crash would); returns its container id."""
+    for t in tasks(service):
+        cid = t["Status"].get("ContainerStatus", {}).get("ContainerID")
+        if cid:
+            with contextlib.suppress(Exception):
+                engine.client().containers.get(cid).kill()
+                return cid
+    raise CoursekitError(f"{service.name} has no running task to kill", "wait_replicas(service) first")
+
+
+def running_containers(service: Any) -> set[str]:
+    """Container ids of the service's running tasks."""
+    return {t["Status"].get("ContainerStatus", {}).get("ContainerID") for t in tasks(service)}
+
+
+def wait_healed(service: Any, killed: str, *, timeout: float = 60.0) -> float:
+    """Wait until the orchestrator has noticed ``killed`` and the desired replicas run again; seconds."""
+    t0 = time.monotonic()
+
+    def healed():
+        running, desired = replicas(service)
+        return killed not in running_containers(service) and running == desired
+    engine.wait_until(healed, timeout=timeout, interval=0.2, what=f"{service.name} to replace the killed task")
+    return time.monotonic() - t0
+
+
+def update_state(service: Any) -> str:
+    """The rolling update's state: ``updating``, ``completed``, ``rollback_started``, ``rollback_completed``..."""
+    service.reload()
+    return (service.attrs.get("UpdateStatus") or {}).get("State", "none")
+
+
+def _ns(seconds: float) -> int:
+    return int(seconds * 1e9)
+
+
+def healthcheck(test: list[str], *, interval: float = 1.0, timeout: float = 1.0, retries: int = 2,
+                start_period: float = 1.0):
+    """A HEALTHCHECK for a service, in seconds (the API wants nanoseconds). ``test``: ``["CMD", ...]``."""
+    from docker.types import Healthcheck
+
+    return Healthcheck(test=test, interval=_ns(interval), timeout=_ns(timeout), retries=retries,
+                       start_period=_ns(start_period))
+
+
+def service(name: str, image: str, command: Any = None, *, network: str, replicas: int = 1,
+            health: Any = None, parallelism: int = 1, delay: float = 1.0, monitor: float = 3.0,
+            order: str = "start-first", failure_action: str = "rollback", job: bool = False,
+            lesson: Optional[str] = None, **kwargs: Any):
+    """``docker service create``, labelled, on ``network``, with the update policy the lesson teaches.
+
+    ``parallelism`` tasks are replaced at a time, ``delay`` s apart; each new task is watched for
+    ``monitor`` s, and if it fails (or its health check does) the update ``failure_action``s:
+    ``rollback`` puts the previous version back by itself. ``order="start-first"`` starts the new
+    task before stopping the old one. ``job=True`` makes a replicated job: ``replicas`` tasks that
+    run to completion (``kwargs`` may set ``concurrency``). Tasks run with ``init`` so stops are quick.
+    """
+    from docker.types import EndpointSpec, RestartPolicy, ServiceMode, UpdateConfig
+
+    init(lesson)
+    cl = engine.client()
+    for old in cl.services.list(filters={"name": name}):
+        if old.name == name:
+            if not engine.is_ours(old.attrs["Spec"].get("Labels")):
+                raise CoursekitError(f"a service named {name!r} exists and coursekit did not create it",
+                                     f"pick another name, or remove it: docker service rm {name}")
+            old.remove()
+    labels = engine.labels(lesson)
+    policy = dict(parallelism=parallelism, delay=_ns(delay), monitor=_ns(monitor), order=order)
+    if job:
+        mode = ServiceMode("replicated-job", replicas=replicas, concurrency=kwargs.pop("concurrency", 1))
+        extra = dict(restart_policy=RestartPolicy(condition="on-failure", max_attempts=1))
+    else:
+        mode = ServiceMode("replicated", replicas=replicas)
+        extra = dict(update_config=UpdateConfig(failure_action=failure_action, **policy),
+                     rollback_config=UpdateConfig(failure_action="pause", **policy))
+    kwargs.setdefault("init", True)
+    engine._track()
+    try:
+        return cl.services.create(image, command, name=name, networks=[network], mode=mode, labels=labels,
+                                  container_labels=labels, healthcheck=health,
+                                  endpoint_spec=None if job else EndpointSpec(mode=networking().endpoint_mode),
+                                  **extra, **kwargs)
+    except Exception as exc:
+        raise engine.explain_docker_error(exc, image=image, what=f"creating service {name}") from exc
