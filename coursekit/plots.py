@@ -52,15 +52,23 @@ def compare_times(samples: dict[str, list[float]], *, title: str, unit: str = "s
     return _finish(plt, fig, ax, title, save)
 
 
+def human_size(n: float) -> str:
+    """Bytes as a learner reads them: ``812 B``, ``10.2 kB``, ``74.0 MB``, ``1.21 GB`` (powers of 1000)."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:,.{2 if unit == 'GB' else 1}f} {unit}"
+    return f"{n:,.0f} B"
+
+
 def compare_sizes(sizes: dict[str, float], *, title: str, log: bool = True, save: str | None = None):
     """Horizontal bars of sizes in MB (log scale by default: the sizes span orders of magnitude)."""
     plt = _plt()
     labels = list(sizes)
-    mb = [sizes[k] / 1e6 for k in labels]
+    mb = [max(sizes[k], 1) / 1e6 for k in labels]  # (1 byte at least: a log axis has no zero)
     fig, ax = plt.subplots(figsize=(9, 0.9 + 0.6 * len(labels)))
     ax.barh(labels, mb, color="#fdae6b")
     for i, v in enumerate(mb):
-        ax.annotate(f"{v:,.1f} MB", (v, i), xytext=(4, -3), textcoords="offset points", fontsize=9)
+        ax.annotate(human_size(sizes[labels[i]]), (v, i), xytext=(4, -3), textcoords="offset points", fontsize=9)
     if log:
         ax.set_xscale("log")
         ax.set_xlim(min(mb) / 2, max(mb) * 4)  # room for the labels

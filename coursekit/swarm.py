@@ -77,10 +77,9 @@ def init(lesson: Optional[str] = None) -> dict:
 
 def leave(session: Optional[str] = None) -> bool:
     """Leave the swarm if coursekit (``session``, or any session) created it; True if it left."""
-    if state() != "active" or not is_ours(session):
-        return False
-    engine.client().swarm.leave(force=True)
-    return True
+    rep = engine.CleanReport()
+    engine._leave_our_swarm(engine.client(), session, rep)  # also removes the docker_gwbridge it made
+    return bool(rep.services)
 
 
 _networking: Optional[Networking] = None
@@ -103,7 +102,8 @@ def networking(refresh: bool = False) -> Networking:
 
 
 def network(name: str, lesson: Optional[str] = None):
-    """An attachable overlay network for services and the probe (labelled, reused)."""
+    """An attachable overlay network for services and the probe (labelled, reused); turns swarm mode on."""
+    init(lesson)
     return engine.network(name, driver="overlay", attachable=True, lesson=lesson)
 
 

@@ -22,7 +22,7 @@ LOG_TAIL_LINES = 12
 #: What exit codes usually mean, in a learner's words.
 EXIT_MEANINGS = {
     1: "the program reported an error",
-    2: "the command was misused (a shell builtin or a bad option)",
+    2: "the program reported a usage error (a bad option, or a file it could not open)",
     125: "docker could not run the container at all",
     126: "the command was found but could not be executed (permissions?)",
     127: "the command was not found in the image",

@@ -10,7 +10,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 # conda-forge names that differ from PyPI's
-CONDA_TO_PYPI = {"docker-py": "docker"}
+CONDA_TO_PYPI = {"docker-py": "docker", "python-kubernetes": "kubernetes"}
 NOT_PYTHON_PACKAGES = {"python", "pip"}
 
 
