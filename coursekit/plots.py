@@ -43,7 +43,7 @@ def compare_times(samples: dict[str, list[float]], *, title: str, unit: str = "s
     labels = list(samples)
     meds = [statistics.median(samples[k]) for k in labels]
     fig, ax = plt.subplots(figsize=(8, 0.9 + 0.8 * len(labels)))
-    ax.barh([f"{k}\n({len(samples[k])} runs)" for k in labels], meds, color="#9ecae1", label="median")
+    ax.barh([f"{k}\n({len(samples[k])} run{'' if len(samples[k]) == 1 else 's'})" for k in labels], meds, color="#9ecae1", label="median")
     for i, k in enumerate(labels):
         ax.plot(samples[k], [i] * len(samples[k]), "o", color="#08519c", alpha=0.7, markersize=4)
         ax.annotate(f"{meds[i]:.2f} {unit}", (meds[i], i), xytext=(4, 8), textcoords="offset points", fontsize=9)
