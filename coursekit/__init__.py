@@ -29,7 +29,8 @@ _LAZY = {
 _SUBMODULES = {"engine", "images", "health", "aws", "vm", "checks", "assign", "lesson", "modes", "errors",
                "plots", "cli", "reaper", "quizzes", "measure",
                "grading", "notebooks", "awsguard", "engineapi", "processes", "layers",
-               "dockerlint", "explorer", "waiting"}
+               "dockerlint", "explorer", "waiting", "registry", "imagenames", "swarm", "kube",
+               "dockerfile_answers", "sandboxlimits", "dockerfiles", "postgres", "containers"}
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES)
 
