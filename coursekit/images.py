@@ -78,8 +78,6 @@ CATALOG: tuple[Image, ...] = (
           "PostgreSQL 15 with the official image's POSTGRES_* settings: the database of lesson 04"),
     Image("coursekit/registry:2", "registry:2", "registry",
           "the open-source image registry (distribution 2.8) that lesson 06 pushes to and the pipeline deploys from"),
-    Image("coursekit/build:1", "python:3.11-slim-bookworm", "build",
-          "the CodeBuild-style build image of lesson 09: Python 3.11 with bash, git, zip, make, jq, pytest, the AWS CLI"),
 )
 _CATALOG = {img.name: img for img in CATALOG}
 
