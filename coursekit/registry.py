@@ -180,15 +180,9 @@ class Registry:
         return {"before": before, "after": self.stored_bytes(), "output": text}
 
     def stored_bytes(self) -> int:
-        """Bytes of the files under the registry's storage folder (what its volume holds).
-
-        ``find`` + ``stat -c %s``: the same on the official (Alpine, busybox) and Debian images.
-        """
-        code, out = self.container.exec_run(
-            ["sh", "-c", "find /var/lib/registry -type f -exec stat -c %s {} +"])
-        if code != 0:
-            return 0
-        return sum(int(w) for w in out.split() if w.isdigit())
+        """Bytes of the files under the registry's storage folder (``find`` + ``stat``: busybox has no ``du -b``)."""
+        code, out = self.container.exec_run(["sh", "-c", "find /var/lib/registry -type f -exec stat -c %s {} +"])
+        return sum(int(w) for w in out.split() if w.isdigit()) if code == 0 else 0
 
     @property
     def source(self) -> str:
@@ -234,10 +228,7 @@ class Registry:
         return report
 
     def _layer_sizes(self, img: Any, repository: str, reference: str) -> dict[str, int]:
-        """Layer (12 hex digits of its diff_id, as ``docker push`` names it) -> compressed size.
-
-        The manifest lists the layers bottom first, in the same order as the image's diff_ids.
-        """
+        """Layer (as ``docker push`` names it) -> compressed size; the manifest lists them in diff_id order."""
         diff_ids = [d.split(":")[-1][:12] for d in img.attrs.get("RootFS", {}).get("Layers", [])]
         with contextlib.suppress(CoursekitError, ValueError):
             _, manifest = self.manifest(repository, reference)
@@ -304,10 +295,10 @@ def plot_pushes(reports: dict[str, PushReport], *, title: str = "What each push 
     ax.barh(labels, had, left=sent, color="#bdbdbd", label="already in the registry: not sent")
     for i, k in enumerate(labels):
         r = reports[k]
-        ax.annotate(f"sent {human_size(r.pushed_bytes)} ({len(r.pushed)} layers), skipped "
-                    f"{human_size(r.existed_bytes)} ({len(r.existed)})", (sent[i] + had[i], i),
+        ax.annotate(f"sent {human_size(r.pushed_bytes)} ({len(r.pushed)} layer{'s' * (len(r.pushed) != 1)}), "
+                    f"skipped {human_size(r.existed_bytes)} ({len(r.existed)})", (sent[i] + had[i], i),
                     xytext=(4, -3), textcoords="offset points", fontsize=9)
-    ax.set_xlim(0, max(s + h for s, h in zip(sent, had)) * 1.9 or 1)
+    ax.set_xlim(0, max(s + h for s, h in zip(sent, had)) * 2.1 or 1)
     ax.set_xlabel("MB (compressed layers, as the registry stores them)")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, fontsize=8, frameon=False)
     return _finish(plt, fig, ax, title, save)
