@@ -30,7 +30,8 @@ _SUBMODULES = {"engine", "images", "health", "aws", "vm", "checks", "assign", "l
                "plots", "cli", "reaper", "quizzes", "measure",
                "grading", "notebooks", "awsguard", "engineapi", "processes", "layers",
                "dockerlint", "explorer", "waiting", "registry", "imagenames", "swarm", "kube",
-               "dockerfile_answers", "sandboxlimits", "dockerfiles", "postgres", "containers", "ecr"}
+               "dockerfile_answers", "sandboxlimits", "dockerfiles", "postgres", "containers", "ecr",
+               "buildspec", "buildrunner", "artifacts", "awsrelay", "buildenv", "buildresult", "buildshell", "yamlcheck"}
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES)
 

@@ -52,6 +52,7 @@ class Image:
     purpose: str               # what the course uses it for
     prepare: tuple[str, ...] = ()  # host-side step filling the build context: see imagebuild.PREPARERS
     python: str = "3.11"       # the image's Python, for downloading wheels when the recipe has requirements.txt
+    pull: bool = True          # False: always build the recipe (the upstream lacks what the course adds to it)
 
     @property
     def recipe_dir(self) -> Path:
@@ -78,6 +79,9 @@ CATALOG: tuple[Image, ...] = (
           "PostgreSQL 15 with the official image's POSTGRES_* settings: the database of lesson 04"),
     Image("coursekit/registry:2", "registry:2", "registry",
           "the open-source image registry (distribution 2.8) that lesson 06 pushes to and the pipeline deploys from"),
+    Image("coursekit/build:1", "python:3.11-slim-bookworm", "build",
+          "the CodeBuild-style build image of lesson 09: Python 3.11 with bash, git, zip, make, jq, pytest, the AWS CLI",
+          pull=False),
 )
 _CATALOG = {img.name: img for img in CATALOG}
 
@@ -342,7 +346,7 @@ def ensure(names: Iterable[Union[str, Image]] | None = None, *, force: bool = Fa
                 progress(f"registry: {'reachable' if online else 'not reachable'} ({why}); "
                          f"{'pulling official images' if online else 'building recipes offline'}")
             report = None
-            if online:
+            if online and img.pull:
                 try:
                     report = _pull(cl, img, progress, t0)
                 except ImageProvisioningError as exc:

@@ -207,6 +207,21 @@ def test_pull_failure_falls_back_to_the_recipe(provisioned, tmp_path, monkeypatc
         _remove_tag(tag)
 
 
+def test_an_image_that_must_not_be_pulled_is_built_even_online(provisioned, tmp_path, monkeypatch):
+    """The build image adds tools its upstream lacks: pulling the upstream would give the wrong image."""
+    monkeypatch.setenv("COURSEKIT_CACHE", str(tmp_path / "cache"))
+    tag = _tag("never-pulled")
+    img = images.Image(tag, "127.0.0.1:9/coursekit-test/nothing:1", str(images.RECIPES / "busybox"),
+                       "test: never pulled", prepare=("busybox-static",), pull=False)
+    lines: list[str] = []
+    try:
+        (rep,) = images.ensure([img], pull=True, progress=lines.append)
+        assert rep.action == "built" and rep.source == "recipe"
+        assert not any("pulling" in x for x in lines), lines
+    finally:
+        _remove_tag(tag)
+
+
 def test_force_rebuilds_from_scratch_and_drops_the_replaced_image(provisioned, tmp_path, monkeypatch):
     monkeypatch.setenv("COURSEKIT_CACHE", str(tmp_path / "cache"))
     tag = _tag("forced")
