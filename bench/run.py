@@ -7,6 +7,10 @@
 2. A container run through coursekit (labels, tracking) against the same run through the
    docker SDK directly: target overhead at most 5 %.
 3. ``coursekit images`` with every image present (fresh process): target under 1 s.
+4. A buildspec run by coursekit's CodeBuild-style runner against the same commands in one
+   ``docker run`` of the same image: target overhead under 0.5 s or 20 %, whichever is larger.
+5. Grading one Dockerfile answer (build, run under limits, HTTP probe, clean-up) for a tiny
+   busybox web server: reported, no reference.
 """
 from __future__ import annotations
 
@@ -66,8 +70,48 @@ def main() -> None:
         row("container run: coursekit vs docker SDK", ours, sdk, "target: ratio <= 1.05")
         row("coursekit images, all present (process)", wall([PY, "-m", "coursekit.cli", "images"], n), None,
             "target < 1000 ms")
+        bench_buildrunner(max(3, n // 3))
+        bench_tryout(max(3, n // 3))
     else:
         print(f"engine benchmarks skipped: {engine.status().reason}")
+
+
+BUILD_COMMANDS = {"install": ["echo installing"], "pre_build": ["cd /tmp && export GREETING=hello"],
+                  "build": ["python3 -c 'print(sum(range(10**6)))'"], "post_build": ["echo \"$GREETING from $PWD\""]}
+
+
+def bench_buildrunner(n: int) -> None:
+    """The runner's phases, one shell, markers and clean-up against one plain docker run of the same commands."""
+    import tempfile
+
+    import yaml
+
+    from coursekit import buildrunner, engine, images, measure
+
+    image = buildrunner.DEFAULT_IMAGE
+    images.ensure([image], progress=lambda s: None)
+    spec = yaml.safe_dump({"version": 0.2, "phases": {k: {"commands": v} for k, v in BUILD_COMMANDS.items()}})
+    script = " && ".join(c for cmds in BUILD_COMMANDS.values() for c in cmds)
+    with tempfile.TemporaryDirectory() as src:
+        (Path(src) / "buildspec.yml").write_text(spec)
+        runner, direct = [], []
+        buildrunner.run(src, sandbox=False, progress=None)  # warm
+        engine.run(image, ["bash", "-c", script])
+        for _ in range(n):
+            runner += measure.repeat(lambda: buildrunner.run(src, sandbox=False, progress=None), 1, warmup=0)
+            direct += measure.repeat(lambda: engine.run(image, ["bash", "-c", script]), 1, warmup=0)
+    over = statistics.median(runner) - statistics.median(direct)
+    row("buildspec run vs one docker run", runner, direct,
+        f"overhead {over * 1000:.0f} ms; target < max(500 ms, 20 %)")
+
+
+def bench_tryout(n: int) -> None:
+    from coursekit import dockerfile_answers as da, measure
+
+    df = ("FROM coursekit/busybox:v1\nRUN mkdir -p /www && echo hi > /www/index.html\n"
+          "CMD [\"httpd\", \"-f\", \"-p\", \"8000\", \"-h\", \"/www\"]\n")
+    times = measure.repeat(lambda: da.try_dockerfile(df, port=8000), n, warmup=1)
+    row("grade one Dockerfile answer (busybox server)", times, None, "reported")
 
 
 if __name__ == "__main__":
