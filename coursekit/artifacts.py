@@ -19,7 +19,7 @@ must be JUnit XML; each becomes pass/fail counts with CodeBuild's test-case stat
 (``SUCCEEDED``, ``FAILED``, ``ERROR``, ``SKIPPED``) and a report status (``SUCCEEDED`` when
 every case passed, ``FAILED`` otherwise, ``INCOMPLETE`` when no file could be read).
 
-Lesson: ``09-ci-cd``.
+Lesson: ``08-ci-cd``.
 """
 from __future__ import annotations
 

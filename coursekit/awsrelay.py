@@ -17,7 +17,7 @@ Desktop, where ``--network host`` does not reach the host's loopback at all.
 
 The relay runs the course's Python image (``coursekit/python:3.11``) and is labelled and
 removed like every coursekit container. Used by :func:`coursekit.buildrunner.run`
-(lesson ``09-ci-cd``, CodeBuild buildspecs).
+(lesson ``08-ci-cd``, CodeBuild buildspecs).
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ a sandbox, ids are made up the same way and numbers are counted in this process.
 
 :func:`environment` gives the container's variables, in CodeBuild's order of precedence:
 the variables CodeBuild provides, then the buildspec's ``env.variables``, then the project's
-variables, then the start-build overrides (the later wins). Lesson: ``09-ci-cd``.
+variables, then the start-build overrides (the later wins). Lesson: ``08-ci-cd``.
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ A :class:`BuildResult` answers what CodeBuild's ``batch-get-builds`` answers abo
 (``buildStatus``, each phase's ``phaseType``, ``phaseStatus``, ``durationInSeconds`` and
 context message, ``exportedEnvironmentVariables``) plus what only a local run can give: each
 phase's log and exit code, and each command's. In a notebook it shows as a small table of
-phases coloured by status. Lesson: ``09-ci-cd``.
+phases coloured by status. Lesson: ``08-ci-cd``.
 """
 from __future__ import annotations
 

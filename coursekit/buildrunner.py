@@ -65,7 +65,7 @@ Where this runner differs from CodeBuild (besides :mod:`coursekit.buildspec`'s l
   variable that is unset when the build ends is left out of ``result.exported``.
 * ``timeout`` is in seconds (CodeBuild: minutes, 5 at least). Timings vary with the machine.
 
-Lesson: ``09-ci-cd``. Everything it starts (container, relay, network) is labelled by
+Lesson: ``08-ci-cd``. Everything it starts (container, relay, network) is labelled by
 :mod:`coursekit.engine` and removed when the build ends, also on errors and interrupts.
 """
 from __future__ import annotations

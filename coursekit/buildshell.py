@@ -18,7 +18,7 @@ A command that ends the shell itself (``exit 3``, or ``set -e`` followed by a fa
 shell's exit status (3: it failed), and the build goes on in a new shell started
 from the saved state (folder and exported variables; plain shell variables, functions and
 aliases of the old shell are gone). :func:`container_files` and :func:`source_tar` prepare
-what the shell sources. Used by :mod:`coursekit.buildrunner` (lesson ``09-ci-cd``).
+what the shell sources. Used by :mod:`coursekit.buildrunner` (lesson ``08-ci-cd``).
 """
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ Where this reader differs from CodeBuild (the runner's own differences are liste
   ``RETRY...`` values of ``on-failure``, and report formats other than ``JUNITXML``.
 * Paths in ``files`` must stay inside the source folder (no leading ``/``, no ``..``).
 
-Lesson: ``09-ci-cd`` (CodeBuild buildspecs, run for real).
+Lesson: ``08-ci-cd`` (CodeBuild buildspecs, run for real).
 """
 from __future__ import annotations
 

@@ -80,7 +80,7 @@ CATALOG: tuple[Image, ...] = (
     Image("coursekit/registry:2", "registry:2", "registry",
           "the open-source image registry (distribution 2.8) that lesson 06 pushes to and the pipeline deploys from"),
     Image("coursekit/build:1", "python:3.11-slim-bookworm", "build",
-          "the CodeBuild-style build image of lesson 09: Python 3.11 with bash, git, zip, make, jq, pytest, the AWS CLI",
+          "the CodeBuild-style build image of lesson 08: Python 3.11 with bash, git, zip, make, jq, pytest, the AWS CLI",
           pull=False),
 )
 _CATALOG = {img.name: img for img in CATALOG}

@@ -6,7 +6,7 @@
 path, the line and a fix. Every scalar is kept as the text that was written (``1.10`` stays
 ``"1.10"``, ``yes`` stays ``"yes"``), ``null`` and empty values become None, and a key that
 appears twice in one mapping is an error. Used by :mod:`coursekit.buildspec` (lesson
-``09-ci-cd``); nothing in it is specific to CodeBuild.
+``08-ci-cd``); nothing in it is specific to CodeBuild.
 """
 from __future__ import annotations
 
