@@ -485,13 +485,15 @@ def ours_filter(session: str | None = None) -> dict:
 
 
 def _leave_our_swarm(cl, session: str | None, rep: CleanReport) -> None:
-    """Swarm mode that coursekit turned on (for that session) is turned off again; the learner's stays."""
+    """Swarm mode that coursekit turned on is turned off again once no service runs on it; the learner's stays."""
     with contextlib.suppress(Exception):
         if cl.info().get("Swarm", {}).get("LocalNodeState") != "active":
             return
         cl.swarm.reload()
         lab = (cl.swarm.attrs.get("Spec") or {}).get("Labels") or {}
-        if lab.get(OWNER) == OWNER_VALUE and (session is None or lab.get(SESSION) == session):
+        if lab.get(OWNER) == OWNER_VALUE:  # turned on by coursekit (by whichever notebook)
+            if cl.services.list():
+                return  # another notebook still runs services on it: the last one out turns it off
             cl.swarm.leave(force=True)
             rep.services.append("(swarm mode)")
             for net in cl.networks.list(names=["docker_gwbridge"]):  # swarm init made it; unused now
@@ -512,10 +514,11 @@ def remove_resources(cl, session: str | None = None, images: bool = False) -> Cl
             with contextlib.suppress(de.NotFound, de.APIError):
                 svc.remove()
                 rep.services.append(svc.name)
-    for c in cl.containers.list(all=True, filters=flt):
+    # sparse: no inspect per container, so one that disappears meanwhile cannot fail the whole listing
+    for c in cl.containers.list(all=True, filters=flt, sparse=True):
         with contextlib.suppress(de.NotFound, de.APIError):
             c.remove(force=True, v=True)
-            rep.containers.append(c.name)
+            rep.containers.append((c.attrs.get("Names") or [c.id[:12]])[0].lstrip("/"))
     _leave_our_swarm(cl, session, rep)
     for n in cl.networks.list(filters=flt):
         with contextlib.suppress(de.NotFound, de.APIError):
@@ -574,11 +577,12 @@ def reap_dead_sessions() -> CleanReport:
     cl = client()
     rep = CleanReport()
     seen: dict[str, bool] = {}
-    for c in cl.containers.list(all=True, filters=ours_filter()):
-        sess = c.labels.get(SESSION, "")
-        if sess in seen or c.labels.get(HOST) != HOST_ID:
+    for c in cl.api.containers(all=True, filters=ours_filter()):  # the plain list: no inspect race
+        lab = c.get("Labels") or {}
+        sess = lab.get(SESSION, "")
+        if sess in seen or lab.get(HOST) != HOST_ID:
             continue
-        pid = int(c.labels.get(PID, "0") or 0)
+        pid = int(lab.get(PID, "0") or 0)
         seen[sess] = _pid_alive(pid)
         if not seen[sess] and sess:
             r = remove_resources(cl, sess)

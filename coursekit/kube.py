@@ -161,23 +161,68 @@ def to_yaml(docs: list[dict]) -> str:
     return "---\n".join(yaml.dump(d, Dumper=NoAliases, sort_keys=False) for d in docs)
 
 
+def _validator(doc: dict, version: str):
+    """A JSON-schema validator for ``doc``'s kind, from the strict official schemas kubernetes-validate ships."""
+    import re
+
+    import jsonschema
+    from kubernetes_validate import utils
+    from packaging.version import Version
+    from referencing import Registry, Resource
+
+    want = utils.major_minor(version.lstrip("v"))
+    known = utils.all_versions()  # oldest first
+    found = [v for v in known if Version(utils.major_minor(v)) <= Version(want)]
+    if not found or Version(want) > Version(utils.major_minor(known[-1])):
+        raise utils.VersionNotSupportedError(want)
+    folder = f"kubernetes-json-schema/v{found[-1]}-local-strict"
+    api = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", str(doc["apiVersion"]))
+    try:
+        schema = utils.schema_contents(f"{folder}/{str(doc['kind']).lower()}-{api}.json", version)
+    except FileNotFoundError:
+        raise utils.SchemaNotFoundError(kind=doc["kind"], version=want, api_version=doc["apiVersion"]) from None
+    defs = utils.schema_contents(f"{folder}/_definitions.json", version)
+    registry = Resource.from_contents(defs) @ (Resource.from_contents(schema) @ Registry())
+    return jsonschema.validators.Draft202012Validator(schema, registry=registry)
+
+
 def validate(docs: list[dict], version: str = KUBERNETES_VERSION) -> list[str]:
-    """Check each manifest against the official schema of ``version``; returns the problems (``[]``: valid).
+    """Check each manifest against the official schema of ``version``; returns every problem (``[]``: valid).
 
     Strict: a misspelt field (``replica:``) is an error, as ``kubectl apply --validate=strict`` makes it.
+    Each problem names the manifest and the path to the field, e.g.
+    ``Deployment web: at spec.replicas: '3' is not of type 'integer', 'null'``.
     """
     import kubernetes_validate as kv
+    from kubernetes_validate import utils
 
     problems = []
     for doc in docs:
-        what = f"{doc.get('kind', '?')} {doc.get('metadata', {}).get('name', '?')}"
+        if not isinstance(doc, dict):
+            problems.append(f"a manifest must be a mapping (a dict), not {type(doc).__name__}")
+            continue
+        meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+        what = f"{doc.get('kind', '?')} {meta.get('name', '?')}"
+        missing = [k for k in ("apiVersion", "kind") if not doc.get(k)]
+        if missing:
+            problems.append(f"{what}: at (top): {' and '.join(map(repr, missing))} missing: every manifest says "
+                            "which kind of object it is and its API group/version (e.g. apps/v1, Deployment)")
+            continue
         try:
-            kv.validate(doc, version, strict=True)
-        except kv.ValidationError as exc:
+            try:
+                errors = sorted(_validator(doc, version).iter_errors(doc), key=lambda e: [str(p) for p in e.path])
+            except AttributeError:  # another kubernetes-validate layout: its own check, first problem only
+                errors = []
+                try:
+                    kv.validate(doc, version, strict=True)
+                except kv.ValidationError as exc:
+                    errors = [exc]
+        except (utils.SchemaNotFoundError, utils.VersionNotSupportedError, utils.InvalidSchemaError) as exc:
+            problems.append(f"{what}: no schema to check it against ({getattr(exc, 'message', exc)})")
+            continue
+        for exc in errors:
             path = ".".join(str(p) for p in exc.path) or "(top)"
             problems.append(f"{what}: at {path}: {exc.message}")
-        except (kv.SchemaNotFoundError, kv.InvalidSchemaError) as exc:
-            problems.append(f"{what}: no schema to check it against ({exc})")
     return problems
 
 

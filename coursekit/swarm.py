@@ -13,7 +13,12 @@ Either way coursekit publishes nothing on the host (a swarm port binds every add
 nothing of ours listens beyond 127.0.0.1): the notebook reaches services through a small
 *probe* container on the same overlay network (:class:`Probe`).
 
-Lesson: ``07-orchestration``; the pipeline's deploy stage (issue 5) rolls services here.
+What the lesson does with it: :func:`service` (replicas, health check, update policy; images
+from a registry pinned to their digest by :func:`pinned`), :func:`scale`, :func:`kill_a_task` and
+:func:`watch` (self-healing, plotted), :func:`watch_task` (a health check turning a task
+unhealthy), :func:`update` and :func:`watch_update` (a rolling update, and a rollback).
+
+Lesson: ``07-orchestration`` (and its exercise); the pipeline's deploy stage (issue 5) rolls services here.
 """
 from __future__ import annotations
 
@@ -66,17 +71,21 @@ def init(lesson: Optional[str] = None) -> dict:
     elif st != "active":
         raise CoursekitError(f"this engine's swarm is {st!r}, not usable",
                              "leave it (`docker swarm leave --force`) and run the cell again")
-    cl.swarm.reload()
     info = cl.info()["Swarm"]
     if not info.get("ControlAvailable"):
+        if not info.get("NodeID"):  # seen after a `swarm leave` that timed out half-way
+            raise CoursekitError("this engine's swarm mode is half switched off (active, but no node and no "
+                                 "manager): an earlier `docker swarm leave` did not finish",
+                                 "finish it with `docker swarm leave --force`, then run the cell again")
         raise CoursekitError("this engine is a swarm worker, not a manager: services cannot be created here",
                              "run the lesson on a manager node, or leave that swarm (`docker swarm leave`)")
+    cl.swarm.reload()
     return {"node": info.get("NodeID"), "managers": info.get("Managers"), "nodes": info.get("Nodes"),
             "ours": is_ours()}
 
 
 def leave(session: Optional[str] = None) -> bool:
-    """Leave the swarm if coursekit (``session``, or any session) created it; True if it left."""
+    """Leave the swarm if coursekit turned it on and no service still runs on it; True if it left."""
     rep = engine.CleanReport()
     engine._leave_our_swarm(engine.client(), session, rep)  # also removes the docker_gwbridge it made
     return bool(rep.services)
@@ -130,10 +139,17 @@ class Probe:
         engine._remove_quietly(self.container)
 
 
-def tasks(service: Any, state_: str = "running") -> list[dict]:
-    """The service's tasks whose current state is ``state_`` (``None``: all)."""
+def tasks(service: Any, state_: Optional[str] = "running") -> list[dict]:
+    """The service's tasks whose current state is ``state_`` (``None``: all, history included).
+
+    ``"running"`` counts only tasks the orchestrator *wants* running: a task that is being shut
+    down (scaled away, replaced by an update) may still run for a moment, but it is not a replica.
+    """
     out = service.tasks()
-    return [t for t in out if state_ is None or t["Status"]["State"] == state_]
+    if state_ is None:
+        return out
+    return [t for t in out if t["Status"]["State"] == state_ and
+            (state_ != "running" or t.get("DesiredState") == "running")]
 
 
 def replicas(service: Any) -> tuple[int, int]:
@@ -158,6 +174,35 @@ def wait_replicas(service: Any, n: Optional[int] = None, *, timeout: float = 60.
         raise CoursekitError(f"{service.name} has {replicas(service)[0]} running tasks, not {n or 'all'} "
                              f"after {timeout:.0f} s" + (f"; a task failed: {why}" if why else ""),
                              "look at service.tasks() and `docker service ps --no-trunc NAME`") from None
+    return time.monotonic() - t0
+
+
+def scale(service: Any, n: int, *, timeout: float = 60.0) -> float:
+    """``docker service scale NAME=n``, then wait until ``n`` tasks run and no others are still stopping; seconds."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise CoursekitError(f"a service scales to a whole number of replicas, 0 or more, not {n!r}",
+                             "e.g. swarm.scale(service, 3)")
+    from docker.types import ServiceMode
+
+    t0 = time.monotonic()
+    # Not service.scale(): the SDK re-sends the spec with the engine's defaults filled in, which the
+    # orchestrator sees as a new task template, and the first scale would restart every task.
+    api = engine.client().api
+    current = api.inspect_service(service.id)
+    spec = current["Spec"]
+    if "Replicated" not in spec.get("Mode", {}):
+        raise CoursekitError(f"{service.name} is not a replicated service: it cannot be scaled",
+                             "scale services made with swarm.service(..., replicas=N)")
+    api.update_service(service.id, current["Version"]["Index"], task_template=spec["TaskTemplate"],
+                       name=spec["Name"], labels=spec.get("Labels"), mode=ServiceMode("replicated", replicas=n),
+                       update_config=spec.get("UpdateConfig"), rollback_config=spec.get("RollbackConfig"),
+                       endpoint_spec=spec.get("EndpointSpec"))
+
+    def settled():
+        running, desired = replicas(service)
+        leaving = [t for t in service.tasks() if t["Status"]["State"] == "running" and t["DesiredState"] != "running"]
+        return running == desired == n and not leaving
+    engine.wait_until(settled, timeout=timeout, interval=0.2, what=f"{service.name} to run {n} replicas")
     return time.monotonic() - t0
 
 
@@ -204,7 +249,119 @@ def update_state(service: Any) -> str:
     return (service.attrs.get("UpdateStatus") or {}).get("State", "none")
 
 
-def _ns(seconds: float) -> int:
+TERMINAL = ("completed", "rollback_completed", "paused", "rollback_paused")
+
+
+def version_of(image: str) -> str:
+    """The tag of an image reference: ``127.0.0.1:5000/web:v2@sha256:...`` -> ``v2``."""
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    return last.split(":", 1)[1] if ":" in last else "latest"
+
+
+def versions(service: Any) -> dict[str, int]:
+    """How many running replicas run each version (image tag): ``{"v1": 2, "v2": 1}``."""
+    out: dict[str, int] = {}
+    for t in tasks(service):
+        v = version_of(t["Spec"]["ContainerSpec"]["Image"])
+        out[v] = out.get(v, 0) + 1
+    return dict(sorted(out.items()))
+
+
+def watch_task(service: Any, container_id: str, *, timeout: float = 60.0,
+               every: float = 0.25) -> list[tuple[float, str, int, int]]:
+    """Follow one task's container until the service runs its desired replicas without it.
+
+    Returns the moments something changed: ``(seconds, the container's health or state, running,
+    desired)``, e.g. ``healthy`` -> ``unhealthy`` -> ``exited`` -> ``removed``.
+    """
+    import docker.errors as de
+
+    t0, out, last = time.monotonic(), [], None
+    while time.monotonic() - t0 < timeout:
+        try:
+            c = engine.client().containers.get(container_id)
+            st = c.attrs["State"]
+            what = (st.get("Health") or {}).get("Status", st["Status"]) if st["Status"] == "running" \
+                else st["Status"]
+        except de.NotFound:
+            what = "removed"
+        running, desired = replicas(service)
+        if (what, running, desired) != last:
+            out.append((round(time.monotonic() - t0, 1), what, running, desired))
+            last = (what, running, desired)
+        if what != "healthy" and what != "starting" and what != "running" and running == desired and \
+                container_id not in running_containers(service):
+            return out
+        time.sleep(every)
+    raise CoursekitError(f"{service.name} did not replace container {container_id[:12]} within {timeout:.0f} s",
+                         "look at service.tasks() and `docker service ps --no-trunc NAME`")
+
+
+def update(service: Any, image: Optional[str] = None, *, pin: bool = True, **kwargs: Any):
+    """``docker service update``: a new image (pinned to its digest, as the CLI does) and/or other settings.
+
+    Returns at once; the orchestrator rolls the change out following the service's update policy
+    (follow it with :func:`watch_update`).
+    """
+    service.reload()  # the update must name the service's current version
+    if image is not None:
+        kwargs["image"] = pinned(image) if pin else image
+    try:
+        service.update(**kwargs)
+    except Exception as exc:
+        raise engine.explain_docker_error(exc, image=image, what=f"updating service {service.name}") from exc
+    return service
+
+
+def watch_update(service: Any, probe: Optional["Probe"] = None, url: Optional[str] = None, *,
+                 timeout: float = 120.0, every: float = 0.3, asks: int = 3) -> list[dict]:
+    """Sample a rolling update until it ends (completed, rolled back or paused).
+
+    Each sample: ``t`` (seconds), ``state`` (:func:`update_state`), ``versions`` (running replicas per
+    image tag) and, with a ``probe``, ``answers``: the first word of ``asks`` replies from ``url``.
+    """
+    t0, out, started = time.monotonic(), [], False
+    while True:
+        now = round(time.monotonic() - t0, 2)
+        st = update_state(service)
+        started = started or st in ("updating", "rollback_started")
+        answers = [((probe.get(url, timeout=2) or "-").split() or ["-"])[0] for _ in range(asks)] if probe else []
+        out.append({"t": now, "state": st, "versions": versions(service), "answers": answers})
+        if (started and st in TERMINAL) or (not started and now > 10):
+            return out  # (an update that changes nothing never starts)
+        if now > timeout:
+            raise CoursekitError(f"the update of {service.name} had not ended after {timeout:.0f} s (state {st})",
+                                 "look at `docker service ps NAME` and service.attrs['UpdateStatus']")
+        time.sleep(every)
+
+
+def _registry_of(image: str) -> Optional[str]:
+    first = image.split("/", 1)[0]
+    return first if "/" in image and ("." in first or ":" in first or first == "localhost") else None
+
+
+def pinned(image: str) -> str:
+    """``name:tag@sha256:...``: the digest the registry gives for the tag now, as ``docker service create`` records it.
+
+    Every task (on every node) then runs exactly that image, even if the tag is moved later;
+    an update is a new digest. Images that name no registry host (local-only course images)
+    are returned as they are: there is no registry to ask.
+    """
+    if "@" in image or _registry_of(image) is None:
+        return image
+    try:
+        digest = engine.client().images.get_registry_data(image).id
+    except Exception as exc:
+        raise CoursekitError(f"the registry {_registry_of(image)} has no {image}, or does not answer ({exc})",
+                             "push the image there first (registry.push(image, repo, tag)), and check the "
+                             "name and tag") from None
+    return f"{image}@{digest}"
+
+
+def _ns(seconds: float, what: str = "a duration") -> int:
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+        raise CoursekitError(f"{what} is a number of seconds, not {seconds!r}", "e.g. 3 or 0.5 (not '3s')")
     return int(seconds * 1e9)
 
 
@@ -213,14 +370,18 @@ def healthcheck(test: list[str], *, interval: float = 1.0, timeout: float = 1.0,
     """A HEALTHCHECK for a service, in seconds (the API wants nanoseconds). ``test``: ``["CMD", ...]``."""
     from docker.types import Healthcheck
 
-    return Healthcheck(test=test, interval=_ns(interval), timeout=_ns(timeout), retries=retries,
-                       start_period=_ns(start_period))
+    if not isinstance(test, (list, tuple)) or not test or test[0] not in ("CMD", "CMD-SHELL", "NONE"):
+        raise CoursekitError(f"a health check's test is a list that starts with 'CMD' (or 'CMD-SHELL'), not {test!r}",
+                             "e.g. ['CMD', 'wget', '-qO-', 'http://127.0.0.1:8000/']")
+    return Healthcheck(test=list(test), interval=_ns(interval, "interval"), timeout=_ns(timeout, "timeout"),
+                       retries=retries, start_period=_ns(start_period, "start_period"))
 
 
 def service(name: str, image: str, command: Any = None, *, network: str, replicas: int = 1,
             health: Any = None, parallelism: int = 1, delay: float = 1.0, monitor: float = 3.0,
             order: str = "start-first", failure_action: str = "rollback", job: bool = False,
-            lesson: Optional[str] = None, **kwargs: Any):
+            pin: bool = True, restart_delay: Optional[float] = None, lesson: Optional[str] = None,
+            **kwargs: Any):
     """``docker service create``, labelled, on ``network``, with the update policy the lesson teaches.
 
     ``parallelism`` tasks are replaced at a time, ``delay`` s apart; each new task is watched for
@@ -228,9 +389,26 @@ def service(name: str, image: str, command: Any = None, *, network: str, replica
     ``rollback`` puts the previous version back by itself. ``order="start-first"`` starts the new
     task before stopping the old one. ``job=True`` makes a replicated job: ``replicas`` tasks that
     run to completion (``kwargs`` may set ``concurrency``). Tasks run with ``init`` so stops are quick.
+    ``pin``: an image from a registry is pinned to its digest (:func:`pinned`). ``restart_delay``:
+    seconds before a failed task is replaced (the engine's default is 5).
     """
+    import docker.errors as de
     from docker.types import EndpointSpec, RestartPolicy, ServiceMode, UpdateConfig
 
+    policy = dict(parallelism=parallelism, delay=_ns(delay, "delay"), monitor=_ns(monitor, "monitor"), order=order)
+    if job:
+        mode = ServiceMode("replicated-job", replicas=replicas, concurrency=kwargs.pop("concurrency", 1))
+        extra = dict(restart_policy=RestartPolicy(condition="on-failure", max_attempts=1))
+    else:
+        mode = ServiceMode("replicated", replicas=replicas)
+        try:
+            extra = dict(update_config=UpdateConfig(failure_action=failure_action, **policy),
+                         rollback_config=UpdateConfig(failure_action="pause", **policy))
+        except de.InvalidArgument as exc:
+            raise CoursekitError(f"not a valid update policy: {exc}", "order is 'start-first' or 'stop-first'; "
+                                 "failure_action is 'rollback', 'pause' or 'continue'") from None
+        if restart_delay is not None:
+            extra["restart_policy"] = RestartPolicy(condition="any", delay=_ns(restart_delay, "restart_delay"))
     init(lesson)
     cl = engine.client()
     for old in cl.services.list(filters={"name": name}):
@@ -240,15 +418,9 @@ def service(name: str, image: str, command: Any = None, *, network: str, replica
                                      f"pick another name, or remove it: docker service rm {name}")
             old.remove()
     labels = engine.labels(lesson)
-    policy = dict(parallelism=parallelism, delay=_ns(delay), monitor=_ns(monitor), order=order)
-    if job:
-        mode = ServiceMode("replicated-job", replicas=replicas, concurrency=kwargs.pop("concurrency", 1))
-        extra = dict(restart_policy=RestartPolicy(condition="on-failure", max_attempts=1))
-    else:
-        mode = ServiceMode("replicated", replicas=replicas)
-        extra = dict(update_config=UpdateConfig(failure_action=failure_action, **policy),
-                     rollback_config=UpdateConfig(failure_action="pause", **policy))
     kwargs.setdefault("init", True)
+    if pin:
+        image = pinned(image)
     engine._track()
     try:
         return cl.services.create(image, command, name=name, networks=[network], mode=mode, labels=labels,

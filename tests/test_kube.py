@@ -89,3 +89,22 @@ def test_the_same_app_runs_on_swarm():
             s.remove()
         if was == "inactive":
             swarm.leave(engine.SESSION_ID)
+
+
+def test_every_mistake_is_reported_not_only_the_first():
+    docs = kube.manifests(WEB)
+    docs[0]["spec"]["replicas"] = "3"
+    docs[0]["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["periodSecond"] = 1
+    problems = kube.validate(docs)
+    assert len(problems) == 2, problems
+    assert problems[0].startswith("Deployment web: at spec.replicas:")
+    assert "readinessProbe" in problems[1] and "'periodSecond' was unexpected" in problems[1]
+
+
+def test_what_cannot_be_checked_is_said_plainly():
+    problems = kube.validate([{"kind": "Deployment", "metadata": {"name": "x"}},
+                              {"apiVersion": "v1", "kind": "Nonsense", "metadata": {"name": "y"}}, "text"])
+    assert "'apiVersion' missing" in problems[0]
+    assert problems[1].startswith("Nonsense y: no schema to check it against")
+    assert "must be a mapping" in problems[2]
+    assert all("does not support version 1.99" in p for p in kube.validate(kube.manifests(WEB), "1.99"))

@@ -1,6 +1,7 @@
 """Swarm mode on one node: services reached through a probe, self-healing, rolling updates and rollback."""
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -105,3 +106,117 @@ def test_a_foreign_service_name_is_refused(net):
             swarm.service(name, BUSYBOX, SERVE, network=n.name)
     finally:
         foreign.remove()
+
+
+def test_scaling_keeps_the_running_tasks_and_stops_the_extra_ones(net):
+    n, probe = net
+    name = _name()
+    svc = swarm.service(name, BUSYBOX, SERVE, network=n.name, replicas=2, health=swarm.healthcheck(HEALTHY),
+                        lesson=LESSON)
+    swarm.wait_replicas(svc, 2)
+    first = swarm.running_containers(svc)
+    swarm.scale(svc, 4)
+    assert swarm.replicas(svc) == (4, 4)
+    assert first <= swarm.running_containers(svc), "scaling up restarted tasks that were running"
+    swarm.scale(svc, 1)
+    still_running = [t for t in svc.tasks() if t["Status"]["State"] == "running"]
+    assert len(still_running) == 1 and swarm.replicas(svc) == (1, 1)
+    assert len(probe.resolve(f"tasks.{name}")) == 1
+    with pytest.raises(CoursekitError, match="whole number"):
+        swarm.scale(svc, "3")
+    svc.remove()
+
+
+def test_bad_durations_and_health_tests_are_refused_with_a_fix():
+    was = swarm.state()
+    with pytest.raises(CoursekitError, match="monitor is a number of seconds") as err:
+        swarm.service("ck-never", BUSYBOX, network="none-needed", monitor="3s")
+    assert "not '3s'" in err.value.fix
+    with pytest.raises(CoursekitError, match="starts with 'CMD'"):
+        swarm.healthcheck(["wget", "-qO-", "http://127.0.0.1:8000/"])
+    assert swarm.state() == was, "a refused service must not turn swarm mode on"
+
+
+def test_version_of_reads_the_tag():
+    assert swarm.version_of("127.0.0.1:5000/web:v2@sha256:" + "0" * 64) == "v2"
+    assert swarm.version_of("127.0.0.1:5000/web") == "latest"
+    assert swarm.version_of("coursekit/busybox:v1") == "v1"
+
+
+def test_a_task_whose_health_check_fails_is_replaced(net):
+    n, _ = net
+    svc = swarm.service(_name(), BUSYBOX, ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && "
+                                                       "exec httpd -f -p 8000 -h /www"],
+                        network=n.name, replicas=2, health=swarm.healthcheck(HEALTHY), restart_delay=0.5,
+                        lesson=LESSON)
+    swarm.wait_replicas(svc, 2)
+    sick = min(swarm.running_containers(svc))
+    engine.client().containers.get(sick).exec_run(["rm", "/www/index.html"])
+    timeline = swarm.watch_task(svc, sick, timeout=40)
+    states = [what for _, what, _, _ in timeline]
+    assert states[0] == "healthy" and "unhealthy" in states, timeline
+    assert timeline[-1][2:] == (2, 2) and sick not in swarm.running_containers(svc)
+    svc.reload()
+    assert svc.attrs["Spec"]["TaskTemplate"]["RestartPolicy"]["Delay"] == 5 * 10**8
+    svc.remove()
+
+
+@pytest.fixture(scope="module")
+def pushed():
+    """The course registry with web:v1, web:v2 and a web:v3 whose health page is missing."""
+    from coursekit import registry
+
+    reg = registry.start(lesson=LESSON)
+    tags, digests = [], {}
+    script = "mkdir -p /www && echo \"$VERSION $(hostname)\" > /www/index.html && {health}exec httpd -f -p 8000 -h /www"
+    for version in ("v1", "v2", "v3"):
+        health = "" if version == "v3" else "echo ok > /www/health && "
+        dockerfile = (f"FROM {BUSYBOX}\nENV VERSION={version}\n"
+                      f"CMD [\"sh\", \"-c\", {json.dumps(script.format(health=health))}]\n")
+        tag = f"coursekit-scratch/test-swarm-web:{version}-{uuid.uuid4().hex[:6]}"
+        tags.append(tag)
+        digests[version] = reg.push(layers.build_example(dockerfile, tag), "web", version).digest
+    yield reg, digests
+    reg.stop()
+    cl = engine.client()
+    for tag in tags:  # a removed service's containers go a moment later; then the image can go
+        engine.wait_until(lambda t=tag: not cl.containers.list(all=True, filters={"ancestor": t}), timeout=30,
+                          what=f"the containers of {tag} to go")
+        layers.remove_example(tag)
+
+
+def test_registry_images_are_pinned_to_their_digest(net, pushed):
+    reg, digests = pushed
+    assert swarm.pinned(f"{reg.host}/web:v1") == f"{reg.host}/web:v1@{digests['v1']}"
+    assert swarm.pinned(BUSYBOX) == BUSYBOX  # a local image: no registry to ask
+    with pytest.raises(CoursekitError, match="push the image there first"):
+        swarm.pinned(f"{reg.host}/web:nope")
+
+
+def test_rolling_update_by_digest_then_a_broken_version_rolls_back(net, pushed):
+    n, probe = net
+    reg, digests = pushed
+    name = _name()
+    svc = swarm.service(name, f"{reg.host}/web:v1", network=n.name, replicas=2, monitor=2, delay=0.2,
+                        health=swarm.healthcheck(["CMD", "wget", "-qO-", "http://127.0.0.1:8000/health"]),
+                        lesson=LESSON)
+    swarm.wait_replicas(svc, 2)
+    assert svc.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"].endswith(digests["v1"])
+    rollout = swarm.watch_update(swarm.update(svc, f"{reg.host}/web:v2"), probe,
+                                                          f"http://{name}:8000/")
+    assert rollout[-1]["state"] == "completed" and rollout[-1]["versions"] == {"v2": 2}, rollout[-1]
+    assert {"v1", "v2"} >= {a for s in rollout for a in s["answers"]}, "a request went unanswered"
+    assert any(s["versions"] == {"v1": 1, "v2": 1} for s in rollout), "not one task at a time"
+    bad = swarm.watch_update(swarm.update(svc, f"{reg.host}/web:v3"), probe, f"http://{name}:8000/")
+    assert bad[-1]["state"] == "rollback_completed", bad[-1]
+    assert all(s["versions"] == {"v2": 2} for s in bad), "v3 never got healthy, so v2 kept running"
+    assert {a for s in bad for a in s["answers"]} == {"v2"}
+    svc.reload()
+    assert svc.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"].endswith(digests["v2"])
+    svc.remove()
+
+
+def test_a_bad_update_policy_is_refused_before_anything_is_created():
+    with pytest.raises(CoursekitError, match="not a valid update policy") as err:
+        swarm.service("ck-never", BUSYBOX, network="none-needed", order="start first")
+    assert "start-first" in err.value.fix
