@@ -20,6 +20,14 @@ module closes that gap at the last point before a connection is opened:
 * :func:`set_mode` ``("record")`` also keeps a list of every request that reached
   ``send``, allowed (loopback) or refused, readable with :func:`recorded`. A test can
   assert that nothing left ``127.0.0.1``.
+* :func:`record_to` (or the environment variable ``COURSEKIT_AWS_GUARD_LOG=<file>``, read
+  by :func:`install`) is record mode for a whole process, e.g. a notebook's kernel: every
+  botocore request is appended to the file as a JSON line, and so is every socket connect,
+  UDP send or name lookup of a non-loopback host made by *any* library in the process
+  (watched with a CPython audit hook, and refused like the botocore ones). The first line
+  says recording started (so an empty log proves something). ``tests/
+  test_aws_notebooks_stay_local.py`` runs every AWS notebook this way. Not covered: child
+  processes (the AWS CLI ...) and containers, which have their own network.
 
 The guard survives a kernel-style re-import (``importlib.reload`` or deleting
 ``coursekit*`` from ``sys.modules``): its state lives on the botocore class, not only in
@@ -33,8 +41,12 @@ Lessons: every AWS lesson (through ``coursekit.aws.sandbox()``, which installs i
 from __future__ import annotations
 
 import ipaddress
+import json
+import os
+import socket
 import sys
 import threading
+import time
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
@@ -46,6 +58,11 @@ STATE_ATTR = "_coursekit_guard_state"
 MARKER_ATTR = "_coursekit_guard"
 
 MODES = ("block", "record")
+
+#: A file path: :func:`install` switches the process to :func:`record_to` that file.
+LOG_ENV = "COURSEKIT_AWS_GUARD_LOG"
+_SOCKET_EVENTS = {"socket.connect", "socket.sendto", "socket.getaddrinfo", "socket.gethostbyname",
+                  "socket.gethostbyname_ex", "socket.gethostbyaddr"}
 
 _LOOPBACK_NAMES = {"localhost", "localhost.", "ip6-localhost", "ip6-loopback"}
 _METADATA_HOSTS = {"169.254.169.254", "fd00:ec2::254", "169.254.170.2", "169.254.170.23"}
@@ -184,6 +201,7 @@ def _check(state: dict[str, Any], session: Any, request: Any, exc_cls: type) -> 
     if state.get("mode") == "record":
         with state["lock"]:
             state["recorded"].append(_attempt_cls()(method, url, host, blocked))
+        _log(state, layer="botocore", method=method, url=url, host=host, blocked=blocked)
     if blocked:
         with state["lock"]:
             state["blocked_count"] = state.get("blocked_count", 0) + 1
@@ -227,6 +245,7 @@ def install() -> bool:
     with state["lock"]:
         current = cls.__dict__.get("send")
         if current is not None and _is_ours(current):
+            _record_from_env(state)
             return False
         if state["original"] is None:
             state["original"] = current
@@ -236,7 +255,8 @@ def install() -> bool:
             state["original"] = current
         state["wrapper"] = _make_wrapper(state["original"], state)
         cls.send = state["wrapper"]
-        return True
+    _record_from_env(state)
+    return True
 
 
 def installed() -> bool:
@@ -299,6 +319,103 @@ def blocked_count() -> int:
     return int(state.get("blocked_count", 0)) if state else 0
 
 
+# --------------------------------------------------------------------------- record to a file
+def _log(state: dict[str, Any], **entry: Any) -> None:
+    """Append one JSON line to the record file, if one is set."""
+    path = state.get("log_path")
+    if not path:
+        return
+    entry = {**entry, "pid": os.getpid(), "time": round(time.time(), 3)}
+    with state["lock"], open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(entry, default=str) + "\n")
+
+
+def _record_from_env(state: dict[str, Any]) -> None:
+    path = os.environ.get(LOG_ENV)
+    if path and not state.get("log_path"):
+        record_to(path)
+
+
+def _watch_sockets(state: dict[str, Any]) -> None:
+    """Once per process: an audit hook that logs and refuses non-loopback network use while a
+    record file is set (audit hooks cannot be removed; it does nothing otherwise)."""
+    if state.get("audit_hook"):
+        return
+    own_name = socket.gethostname().lower()
+
+    def hook(event: str, args: tuple) -> None:
+        if event not in _SOCKET_EVENTS or not state.get("log_path"):
+            return
+        if event in ("socket.connect", "socket.sendto"):
+            sock, address = args[0], args[1]
+            if getattr(sock, "family", None) not in (socket.AF_INET, socket.AF_INET6):
+                return  # a Unix socket (the Docker engine, say) never leaves the machine
+            host, port = str(address[0]), address[1]
+        else:
+            host, port = args[0], (args[1] if event == "socket.getaddrinfo" else None)
+            host = host.decode() if isinstance(host, bytes) else str(host or "")
+            if not host or host.lower() == own_name:
+                return  # "" / None is this machine; its own name resolves locally
+        if is_loopback_host(host):
+            return
+        _log(state, layer="socket", event=event, host=host, port=port, blocked=True)
+        with state["lock"]:
+            state["blocked_count"] = state.get("blocked_count", 0) + 1
+        exc_cls = getattr(sys.modules.get(__name__), "RealAWSBlocked", RealAWSBlocked)
+        raise exc_cls(host, event, f"{host}:{port}" if port is not None else host,
+                      "recording for a test: this process may reach nothing but 127.0.0.1")
+
+    sys.addaudithook(hook)
+    state["audit_hook"] = True
+
+
+def record_to(path: str | os.PathLike | None) -> None:
+    """Record mode for the whole process, logged to ``path`` (one JSON object per line).
+
+    Logged: every botocore request (``layer: "botocore"``, with ``blocked`` true for a
+    non-loopback host) and every socket connect, UDP send or name lookup of a non-loopback
+    host by any code in this process (``layer: "socket"``); both kinds are refused. The
+    first line is ``{"event": "recording", ...}``. ``record_to(None)`` stops logging and
+    goes back to ``"block"`` mode. This is what ``COURSEKIT_AWS_GUARD_LOG`` does.
+    """
+    state = _state(create=True)
+    with state["lock"]:
+        if path is None:
+            state["log_path"] = None
+            state["mode"] = "block"
+            return
+        state["log_path"] = os.fspath(path)
+        state["mode"] = "record"
+    install()
+    _watch_sockets(state)
+    _log(state, event="recording", argv=sys.argv[:3], guard_installed=installed())
+
+
+def record_file() -> str | None:
+    """The file this process records to, or None."""
+    if "botocore.httpsession" not in sys.modules:
+        return None
+    state = _state()
+    return state.get("log_path") if state else None
+
+
+def read_log(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The entries of a record file (skipping a torn last line)."""
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+    return out
+
+
+def left_the_machine(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The logged attempts that went (or tried to go) anywhere but loopback."""
+    return [e for e in entries if "layer" in e and (e.get("blocked") or not is_loopback_host(e.get("host")))]
+
+
 def shared_state() -> dict[str, Any]:
     """The guard's state dict (installs nothing). ``coursekit.aws`` keeps the active
     sandbox there, so that it too survives a re-import of coursekit."""
@@ -317,4 +434,9 @@ __all__ = [
     "blocked_count",
     "is_loopback_host",
     "shared_state",
+    "record_to",
+    "record_file",
+    "read_log",
+    "left_the_machine",
+    "LOG_ENV",
 ]
