@@ -21,6 +21,9 @@ DOCKERD_LOG=${COURSEKIT_DOCKERD_LOG:-/var/log/coursekit-dockerd.log}
 # OS packages, Debian names. docker.io: the engine; the rest: see the header above.
 ENGINE_PACKAGES="docker.io"
 TOOL_PACKAGES="debootstrap busybox-static qemu-system-x86 ca-certificates"
+# What the tests add: the browser the browser test drives.
+TEST_PACKAGES="chromium"
+PIP_TARGET=.   # `test` installs .[test]
 
 say()  { printf '\033[1m[course]\033[0m %s\n' "$*"; }
 warn() { printf '\033[1;33m[course]\033[0m %s\n' "$*" >&2; }
@@ -58,11 +61,11 @@ setup_python() {
     "$py" -m venv "$VENV" || die "could not create a virtual environment: on Debian/Ubuntu install python3-venv."
   fi
   local want have=""
-  want=$(cat pyproject.toml | sha256sum | cut -c1-16)
+  want=$( (cat pyproject.toml; echo "$PIP_TARGET") | sha256sum | cut -c1-16)
   [ -f "$VENV/.coursekit-installed" ] && have=$(cat "$VENV/.coursekit-installed")
   if [ "$want" != "$have" ] || ! "$VENV/bin/python" -c 'import coursekit' 2>/dev/null; then
     say "installing coursekit and its dependencies (a few minutes the first time)"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e . 2>&1 \
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$PIP_TARGET" 2>&1 \
       | grep -v "is ignored: it is neither a file nor a directory" || true
     "$VENV/bin/python" -c 'import coursekit, docker, moto, nbval' || die "installing the Python packages failed (see above)."
     # No news pop-up over the lessons (JupyterLab asks to fetch news on first start).
@@ -129,6 +132,7 @@ setup_engine() {  # returns 1 when no engine can be had here
 setup_tools() {
   if debian_root; then
     apt_install $TOOL_PACKAGES
+    [ "$PIP_TARGET" = ".[test]" ] && apt_install $TEST_PACKAGES
   fi
   "$VENV/bin/coursekit" vm-assets || warn "the VM lesson will show only the container side (see above)"
 }
@@ -157,6 +161,7 @@ case "$cmd" in
       "${extra[@]}" "$@" notebooks/00-welcome.ipynb
     ;;
   test)
+    PIP_TARGET=".[test]"
     setup
     if [ "$HAVE_ENGINE" != 1 ] && [ "${COURSEKIT_NO_ENGINE:-}" != 1 ]; then
       die "the tests need a Docker engine (see above); to run only the no-engine half, set COURSEKIT_NO_ENGINE=1."

@@ -31,7 +31,10 @@ _SUBMODULES = {"engine", "images", "health", "aws", "vm", "checks", "assign", "l
                "grading", "notebooks", "awsguard", "engineapi", "processes", "layers",
                "dockerlint", "explorer", "waiting", "registry", "imagenames", "swarm", "kube",
                "dockerfile_answers", "sandboxlimits", "dockerfiles", "postgres", "containers", "ecr",
-               "buildspec", "buildrunner", "artifacts", "awsrelay", "buildenv", "buildresult", "buildshell", "yamlcheck"}
+               "buildspec", "buildrunner", "artifacts", "awsrelay", "buildenv", "buildresult", "buildshell", "yamlcheck",
+               "cloudmodels", "sortquiz", "awserrors", "ec2states", "policies",
+               "pipeline", "pipelinedef", "pipelinerules", "pipelinerun", "pipelineactions", "pipelinedeploy",
+               "pipelineview"}
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES)
 

@@ -23,7 +23,7 @@ _COLOURS = {"added": "#1a7f37", "changed": "#9a6700", "deleted": "#cf222e"}
 def _table(changes: list, limit: int = MAX_ROWS) -> str:
     files = [c for c in changes if c.type != "dir"]
     counts = {k: sum(c.kind == k for c in files) for k in _COLOURS}
-    head = (f"<b>{len(files)} files</b>: " + ", ".join(
+    head = (f"<b>{len(files)} file{'' if len(files) == 1 else 's'}</b>: " + ", ".join(
         f'<span style="color:{_COLOURS[k]}">{n} {k}</span>' for k, n in counts.items())
         + f", {sum(c.size for c in files) / 1e6:.2f} MB of content")
     files.sort(key=lambda c: (-c.size, c.path))  # biggest first: where the bytes are
@@ -77,7 +77,12 @@ def layer_explorer(images: list[str]):
         if pick_layer.value is None or pick_image.value not in cache:
             return
         s = cache[pick_image.value]
-        out.value = _table(layers.layer_files(s, pick_layer.value))
+        try:
+            out.value = _table(layers.layer_files(s, pick_layer.value))
+        except OSError:  # the saved copy went with the clean-up cell: save it again on the next pick
+            cache.pop(pick_image.value, None)
+            out.value = (f"<i>The saved copy of {html.escape(pick_image.value)} was removed by the clean-up; "
+                         "pick the image again to reopen it.</i>")
 
     pick_image.observe(on_image, names="value")
     pick_layer.observe(on_layer, names="value")
