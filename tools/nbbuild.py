@@ -14,11 +14,14 @@ def build(src, dst):
     cells = []
     cur = None
     for line in text.splitlines():
-        m = re.match(r"^# %%( \[markdown\])?(?:\s+tags=([\w,\-]+))?\s*$", line)
+        m = re.match(r"^# %%( \[markdown\])?(?:\s+tags=(\[[^\]]*\]|[\w,\-]+))?\s*$", line)
         if m:
             if cur: cells.append(cur)
-            cur = {"md": bool(m.group(1)), "tags": (m.group(2) or "").split(",") if m.group(2) else [], "lines": []}
+            tags = re.findall(r"[\w\-]+", m.group(2) or "")  # tags=checks,x or tags=["checks", "x"]
+            cur = {"md": bool(m.group(1)), "tags": tags, "lines": []}
             continue
+        if line.startswith("# %%"):
+            sys.exit(f"{src}: cannot read the cell marker {line!r}: use '# %%', '# %% [markdown]' or '# %% tags=checks'")
         if cur is None: continue
         cur["lines"].append(line)
     if cur: cells.append(cur)
