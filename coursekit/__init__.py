@@ -29,7 +29,7 @@ _LAZY = {
 _SUBMODULES = {"engine", "images", "health", "aws", "vm", "checks", "assign", "lesson", "modes", "errors",
                "plots", "cli", "reaper", "quizzes", "measure",
                "grading", "notebooks", "awsguard", "engineapi", "processes", "layers",
-               "dockerlint", "explorer", "waiting", "registry", "imagenames", "swarm", "kube",
+               "dockerlint", "explorer", "waiting", "registry", "imagenames", "swarm", "swarmview", "kube",
                "dockerfile_answers", "sandboxlimits", "dockerfiles", "postgres", "containers", "ecr",
                "buildspec", "buildrunner", "artifacts", "awsrelay", "buildenv", "buildresult", "buildshell", "yamlcheck",
                "cloudmodels", "sortquiz", "awserrors", "ec2states", "policies",

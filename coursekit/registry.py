@@ -108,6 +108,10 @@ class Registry:
             conn.request(method, path, headers=headers or {})
             resp = conn.getresponse()
             return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+        except OSError as exc:
+            raise CoursekitError(f"the registry at {self.host} does not answer ({exc.strerror or exc}): it is not "
+                                 "running (stopped, or removed by the clean-up cell)",
+                                 "start it again: reg = registry.start()") from None
         finally:
             conn.close()
 
@@ -200,6 +204,9 @@ class Registry:
 
     def tag(self, image: Any, repository: str, tag: str = "latest") -> str:
         """``docker tag IMAGE 127.0.0.1:PORT/repository:tag``; returns the new reference."""
+        from .imagenames import parse
+
+        parse(f"{self.host}/{repository}:{tag}")  # a name the engine would refuse is explained first
         _image(image).tag(f"{self.host}/{repository}", tag)
         return self.reference(repository, tag)
 

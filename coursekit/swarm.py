@@ -206,12 +206,22 @@ def scale(service: Any, n: int, *, timeout: float = 60.0) -> float:
     return time.monotonic() - t0
 
 
-def watch(service: Any, seconds: float, every: float = 0.25) -> list[tuple[float, int, int]]:
-    """Sample (time, running, desired) for ``seconds``: the data for a replicas-over-time plot."""
+def watch(service: Any, seconds: float, every: float = 0.25, *, show: bool = False) -> list[tuple[float, int, int]]:
+    """Sample (time, running, desired) for ``seconds``: the data for a replicas-over-time plot.
+
+    ``show=True`` also displays the tasks as a table redrawn in place while it watches
+    (:mod:`coursekit.swarmview`).
+    """
+    live = None
+    if show:
+        from .swarmview import LiveTasks
+        live = LiveTasks(service)
     t0, out = time.monotonic(), []
     while time.monotonic() - t0 < seconds:
         running, desired = replicas(service)
         out.append((round(time.monotonic() - t0, 2), running, desired))
+        if live is not None:
+            live.update()
         time.sleep(every)
     return out
 

@@ -115,6 +115,20 @@ def _local_digests() -> set[str]:
     return {t for i in engine.client().api.images() for t in i.get("RepoDigests") or []}
 
 
+def test_a_name_the_engine_would_refuse_is_explained_before_pushing(reg, app_image):
+    with pytest.raises(CoursekitError, match="capital letters"):
+        reg.push(app_image, "MyApp", "1.0")
+    with pytest.raises(CoursekitError, match="tag"):
+        reg.push(app_image, "myapp", "bad tag")
+
+
+def test_a_tag_that_does_not_exist_is_explained(reg):
+    with pytest.raises(CoursekitError, match="no manifest nothing-here:9.9"):
+        reg.manifest("nothing-here", "9.9")
+    with pytest.raises(CoursekitError, match="not on this engine"):
+        reg.pull("nothing-here", "9.9")
+
+
 def test_stop_removes_container_volume_and_local_tags(reg, app_image):
     """Runs last: stops the module's registry (start() in one session returns the same one)."""
     r = registry.start(lesson="test-registry")
@@ -132,3 +146,11 @@ def test_stop_removes_container_volume_and_local_tags(reg, app_image):
     assert not [v for v in engine.client().volumes.list() if v.name in vols]
     assert ref not in _local_tags()
     assert not [d for d in _local_digests() if d.startswith(f"{r.host}/")]
+
+
+
+def test_a_registry_that_is_not_running_is_explained(reg):
+    """After test_stop...: the module's registry is gone; asking it anything says so, with the fix."""
+    with pytest.raises(CoursekitError, match="does not answer") as err:
+        reg.catalog()
+    assert "registry.start()" in err.value.fix

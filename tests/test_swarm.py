@@ -220,3 +220,32 @@ def test_a_bad_update_policy_is_refused_before_anything_is_created():
     with pytest.raises(CoursekitError, match="not a valid update policy") as err:
         swarm.service("ck-never", BUSYBOX, network="none-needed", order="start first")
     assert "start-first" in err.value.fix
+
+
+def test_a_service_whose_image_cannot_be_pulled_says_why(net):
+    n, _ = net
+    svc = swarm.service(_name(), "127.0.0.1:9/nowhere/web:1", SERVE, network=n.name, replicas=1, pin=False,
+                        lesson=LESSON)
+    try:
+        with pytest.raises(CoursekitError) as err:
+            swarm.wait_replicas(svc, 1, timeout=20)
+        assert "a task failed" in err.value.problem and "nowhere/web" in err.value.problem, err.value.problem
+    finally:
+        svc.remove()
+
+
+def test_the_live_view_shows_the_tasks_as_they_change(net):
+    from coursekit import swarmview
+
+    n, _ = net
+    svc = swarm.service(_name(), BUSYBOX, SERVE, network=n.name, replicas=2, lesson=LESSON)
+    try:
+        swarm.wait_replicas(svc, 2)
+        table = swarmview.task_table(svc)
+        assert "<b>2</b> running of <b>2</b> desired" in table and table.count("<tr>") == 3
+        killed = swarm.kill_a_task(svc)
+        swarm.wait_healed(svc, killed, timeout=30)
+        table = swarmview.task_table(svc)
+        assert killed[:12] in table and "failed" in table, table  # the dead task is listed, in red
+    finally:
+        svc.remove()
