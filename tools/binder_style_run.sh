@@ -23,8 +23,12 @@ python3 - "$WORK/repo/binder/environment.yml" > "$WORK/requirements.txt" <<'EOF'
 import re, sys
 names = {"docker-py": "docker", "python-kubernetes": "kubernetes"}
 skip = {"python", "pip"}
+in_deps = False
 for line in open(sys.argv[1]):
-    m = re.match(r"^\s*-\s+([A-Za-z0-9_.\-]+(?:\[[^\]]+\])?)\s*([<>=!~][^#]*)?", line)
+    if re.match(r"^\S", line):  # a top-level key: name, channels, dependencies
+        in_deps = line.startswith("dependencies:")
+        continue
+    m = in_deps and re.match(r"^\s*-\s+([A-Za-z0-9_.\-]+(?:\[[^\]]+\])?)\s*([<>=!~][^#]*)?", line)
     if not m or m.group(1) in skip or line.strip().endswith("pip:"):
         continue
     spec = (m.group(2) or "").strip()
