@@ -128,7 +128,7 @@ def _classify_connect_error(exc: Exception, url: str) -> EngineStatus:
 def _connect(timeout: int) -> tuple[Any, EngineStatus]:
     url = _engine_url()
     if no_engine_forced():
-        return None, EngineStatus(False, f"no-engine mode was chosen ({NO_ENGINE_ENV} is set)",
+        return None, EngineStatus(False, f"this session runs in no-engine mode ({NO_ENGINE_ENV}=1, as on Binder)",
                                   f"unset {NO_ENGINE_ENV} and restart the kernel to use the Docker engine", url)
     try:
         import docker  # heavy: imported only when an engine is wanted

@@ -136,7 +136,7 @@ def request(method: str, path: str, body: Any = None, *, params: dict | None = N
     ``params``: extra query parameters (see :func:`with_query`); ``timeout``: seconds.
     """
     if engine.no_engine_forced():
-        raise EngineUnavailable(f"no-engine mode was chosen ({engine.NO_ENGINE_ENV} is set)",
+        raise EngineUnavailable(f"this session runs in no-engine mode ({engine.NO_ENGINE_ENV}=1, as on Binder)",
                                 f"unset {engine.NO_ENGINE_ENV} and restart the kernel to use the Docker engine")
     where = socket_path()
     conn = _UnixHTTPConnection(where, timeout)

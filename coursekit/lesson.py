@@ -75,7 +75,7 @@ def needs_engine(does: str, shows: str = "", *, why: str = "") -> bool:
     teach = f"\n\n*Why it matters:* {why}" if why else ""
     seen = f"\n\n*What it would show:* {shows}" if shows else ""
     _show(
-        f"{_dot('no engine')} **This step needs a Docker engine**, and this session has none ({st.reason}).\n\n"
+        f"{_dot('no engine')} **This step needs a Docker engine**, and there is none here: {st.reason}.\n\n"
         f"It would run:\n```\n{does}\n```{seen}{teach}\n\n"
         f"Read on: the next steps still make sense. To run it for real: {st.fix}.",
         f"[skipped: needs a Docker engine; {st.reason}]\n  it would run: {does}\n"

@@ -134,8 +134,8 @@ def test_without_an_engine_a_syntax_error_is_still_reported_and_a_build_says_why
             "except EngineUnavailable as e:\n    print('unavailable:', e.problem)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          env={**os.environ, "COURSEKIT_NO_ENGINE": "1"})
-    assert out.stdout.splitlines() == ["syntax error", "unavailable: no-engine mode was chosen "
-                                       "(COURSEKIT_NO_ENGINE is set)"], out.stderr
+    assert out.stdout.splitlines() == ["syntax error", "unavailable: this session runs in no-engine mode "
+                                       "(COURSEKIT_NO_ENGINE=1, as on Binder)"], out.stderr
 
 
 def test_a_failing_step_is_named_with_its_number_line_and_output(tryout):

@@ -217,7 +217,7 @@ def test_coursekit_errors_print_as_two_lines_in_a_notebook():
         ip.run_cell("from coursekit import engine\\nengine.client()")
     """, env={"COURSEKIT_NO_ENGINE": "1"})
     text = out.stdout + out.stderr
-    assert "coursekit: no-engine mode was chosen" in text
+    assert "coursekit: this session runs in no-engine mode" in text
     assert "What to do:" in text
     assert "Traceback" not in text and "engine.py" not in text
 

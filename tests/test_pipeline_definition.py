@@ -160,5 +160,5 @@ def test_without_an_engine_the_build_fails_with_the_reason(sb, monkeypatch):
         monkeypatch.delenv("COURSEKIT_NO_ENGINE")
         engine.reset()
     assert ex.stages["Source"].status == "Succeeded" and ex.stages["Checks"].status == "Failed"
-    assert "no-engine mode was chosen" in ex.action("Checks", "Unit").error
+    assert "runs in no-engine mode" in ex.action("Checks", "Unit").error
     assert ex.action("Checks", "Package").status == "Idle"  # runOrder 2 never started
