@@ -34,7 +34,7 @@ _SUBMODULES = {"engine", "images", "health", "aws", "vm", "checks", "assign", "l
                "buildspec", "buildrunner", "artifacts", "awsrelay", "buildenv", "buildresult", "buildshell", "yamlcheck",
                "cloudmodels", "sortquiz", "awserrors", "ec2states", "policies",
                "pipeline", "pipelinedef", "pipelinerules", "pipelinerun", "pipelineactions", "pipelinedeploy",
-               "pipelineview"}
+               "pipelineview", "courseapps"}
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES)
 

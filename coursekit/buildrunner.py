@@ -106,6 +106,9 @@ def run(source_dir: Union[str, Path], spec: Union[str, Path, buildspec.Buildspec
     if not src.is_dir():
         raise CoursekitError(f"the source folder {src} does not exist (or is not a folder)",
                              "pass the folder that holds your code and its buildspec.yml")
+    if isinstance(spec, (str, Path)) and str(spec).endswith((".yml", ".yaml")) and not Path(spec).is_absolute() \
+            and (src / spec).is_file():
+        spec = src / spec  # as CodeBuild's buildspec override: a relative path names a file in the source
     spec = buildspec.load(spec if spec is not None else src)
     if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
         raise CoursekitError(f"timeout must be a positive number of seconds, not {timeout!r}", "e.g. timeout=120")

@@ -38,7 +38,7 @@ or the YAML itself) and its environment variables. They live outside the pipelin
 projects do, so changing one and calling ``retry()`` is allowed; changing the definition
 means a new :class:`Pipeline`.
 
-Lesson: ``09-ci-cd`` (and the capstone). Needs the AWS sandbox; builds and deploys need the
+Lesson: ``08-ci-cd`` (and the capstone). Needs the AWS sandbox; builds and deploys need the
 Docker engine (without one, those actions fail with the engine's reason).
 """
 from __future__ import annotations

@@ -19,7 +19,7 @@ details. The providers:
 * ``Custom/Deploy/coursekit-Container`` and ``Custom/Deploy/coursekit-Swarm`` (ours): see
   :mod:`coursekit.pipelinedeploy`.
 
-Lesson: ``09-ci-cd``.
+Lesson: ``08-ci-cd``.
 """
 from __future__ import annotations
 

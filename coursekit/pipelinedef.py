@@ -23,7 +23,7 @@ Where this differs from CodePipeline (deliberately):
 * Every problem is reported at once; CodePipeline stops at the first.
 
 :func:`register` stores the definition in the sandbox's CodePipeline (moto), which checks
-little (a role it can assume, two stages) and runs nothing. Lesson: ``09-ci-cd``.
+little (a role it can assume, two stages) and runs nothing. Lesson: ``08-ci-cd``.
 """
 from __future__ import annotations
 

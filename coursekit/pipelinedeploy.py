@@ -17,7 +17,7 @@
 The image is built in the deploy action because the build containers have no Docker engine
 (CodeBuild would need privileged mode, and ECR, for that). Images, services and networks made
 here are remembered by the pipeline, and ``Pipeline.teardown()`` removes them; everything is
-labelled by :mod:`coursekit.engine`, so the session's clean-up removes it too. Lesson: ``09-ci-cd``.
+labelled by :mod:`coursekit.engine`, so the session's clean-up removes it too. Lesson: ``08-ci-cd``.
 """
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ its API reference and its table of input/output artifacts per action type:
   is unknown, as CodePipeline checks against the action type's configuration properties.
 
 Each problem is a ``(rule, where, message, fix)``; all are reported together in one
-:class:`~coursekit.pipelinedef.PipelineError` (CodePipeline stops at the first). Lesson: ``09-ci-cd``.
+:class:`~coursekit.pipelinedef.PipelineError` (CodePipeline stops at the first). Lesson: ``08-ci-cd``.
 """
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ How it runs, as CodePipeline does:
   re-runs them all), then the pipeline carries on. Only the latest execution can be retried.
 
 Execution ids come from the sandbox's CodePipeline (``start_pipeline_execution``), whose own
-record says ``Succeeded`` at once: moto runs nothing. Lesson: ``09-ci-cd``.
+record says ``Succeeded`` at once: moto runs nothing. Lesson: ``08-ci-cd``.
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ once and ``refresh()`` redraws it in place (a display handle: no widget manager 
 a notebook saved after a run, or executed by nbval, keeps the last picture as plain HTML).
 :func:`timing_chart` is a Gantt chart of an execution: one row per action, one bar per
 attempt, coloured by its result, so a retry shows as a red bar, a gap, then a green bar.
-Lesson: ``09-ci-cd``.
+Lesson: ``08-ci-cd``.
 """
 from __future__ import annotations
 

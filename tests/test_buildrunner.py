@@ -1,6 +1,6 @@
 """coursekit.buildrunner against the real engine and a real moto server: each test runs a buildspec from
 tests/fixtures/buildspecs/runner/ on the sample project and checks one behaviour CodeBuild documents
-(or one documented difference). Lesson 09-ci-cd."""
+(or one documented difference). Lesson 08-ci-cd."""
 from __future__ import annotations
 
 import io
@@ -228,3 +228,12 @@ def test_nothing_is_left_on_the_engine():
     flt = engine.ours_filter(engine.SESSION_ID)
     assert engine.client().containers.list(all=True, filters=flt) == []
     assert engine.client().networks.list(filters=flt) == []
+
+
+def test_a_relative_buildspec_path_is_looked_up_in_the_source_like_codebuild(tmp_path, monkeypatch):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "buildspec-ci.yml").write_text("version: 0.2\nphases:\n  build:\n    commands:\n      - echo from-ci-spec\n")
+    monkeypatch.chdir(tmp_path)  # not the source folder: the file must still be found in the source
+    result = buildrunner.run(src, "buildspec-ci.yml", sandbox=False, progress=None)
+    assert result.succeeded and "from-ci-spec" in result.log

@@ -1,7 +1,7 @@
 """coursekit.pipeline run for real: a git repository in tmp -> CodeBuild unit tests -> a release check
 -> a deployed container that answers HTTP; failures stop the pipeline, retry() resumes it; actions with
 the same runOrder run side by side; a Swarm service rolled to a pushed digest; the pictures; nothing left
-behind. Real engine, real moto (in-process). Lesson 09-ci-cd."""
+behind. Real engine, real moto (in-process). Lesson 08-ci-cd."""
 from __future__ import annotations
 
 import io

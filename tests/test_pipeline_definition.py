@@ -1,6 +1,6 @@
 """coursekit.pipelinedef: CodePipeline's structural rules, each with the message a learner reads; the
 definition registered in moto's CodePipeline; what a pipeline does without a Docker engine. No engine
-is needed here (tests/test_pipeline.py runs pipelines for real). Lesson 09-ci-cd."""
+is needed here (tests/test_pipeline.py runs pipelines for real). Lesson 08-ci-cd."""
 from __future__ import annotations
 
 import io
