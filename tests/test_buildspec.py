@@ -1,5 +1,5 @@
 """coursekit.buildspec: a buildspec.yml is read as CodeBuild documents it, and every mistake is reported
-with the offending key, its line and a fix. No engine needed (lesson 09-ci-cd)."""
+with the offending key, its line and a fix. No engine needed (lesson 08-ci-cd)."""
 from __future__ import annotations
 
 from pathlib import Path
