@@ -48,7 +48,6 @@ from __future__ import annotations
 import contextlib
 import html
 import re
-import socket
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -398,7 +397,7 @@ def try_dockerfile(dockerfile: str, files: dict | None = None, *, command: list[
     if refused_url(res, df, limits):
         return res
     cl = engine.client()  # EngineUnavailable when there is none
-    if host_port and not _port_free(host_port):
+    if host_port and not waiting.port_free(host_port):
         raise CoursekitError(f"port {host_port} is already in use on this machine",
                              "pick another host_port, or leave it out to get a free one")
     if missing_base(res, df, cl):
@@ -432,10 +431,3 @@ def try_dockerfile(dockerfile: str, files: dict | None = None, *, command: list[
         build.remove(tag)
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True

@@ -18,20 +18,18 @@ import base64
 import contextlib
 import hashlib
 import io
-import re
 import tempfile
 import threading
 import time
 import uuid
 import zipfile
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import engine
 from .errors import CoursekitError
-from .layers import SCRATCH_LABEL, BuildFailed, Step
+from .layers import SCRATCH_LABEL, BuildFailed, Step, _remove_ids, read_build_stream
 
 LESSON = "05-dockerfiles"
 Progress = Callable[[str], None] | None
@@ -132,45 +130,12 @@ def context_size(folder: str | Path, *, use_dockerignore: bool = True) -> Contex
     return ContextSize(size, sent, [f for f in every if f not in set(sent)])
 
 
-def _remove_ids(ids) -> None:
-    cl = engine.client()
-    for image_id in reversed(list(ids)):
-        with contextlib.suppress(Exception):  # gone already, or still used by something else: keep it
-            cl.api.remove_image(image_id, noprune=False)
-
-
 def _stream(cl, folder: Path, tag: str, buildargs, progress: Progress, nocache: bool, limits: dict | None):
     labels = {engine.OWNER: engine.OWNER_VALUE, SCRATCH_LABEL: "1"}
-    steps: list[Step] = []
-    tail: deque[str] = deque(maxlen=12)
-    made: list[str] = []
-    for chunk in cl.api.build(path=str(folder), tag=tag, buildargs=buildargs or None, labels=labels, rm=True,
-                              forcerm=True, pull=False, nocache=nocache, decode=True, use_config_proxy=False,
-                              container_limits=limits):
-        for line in chunk.get("stream", "").splitlines():
-            line = re.sub(r"\x1b\[[0-9;]*m", "", line).rstrip()
-            if progress and line.strip():
-                progress(line)
-            if m := re.match(r"Step (\d+)/\d+ : (.*)", line):
-                steps.append(Step(int(m[1]), m[2]))
-                tail.clear()
-            elif line.strip() == "---> Using cache" and steps:
-                steps[-1].cached = True
-            elif (m := re.match(r" ---> ([0-9a-f]{12})$", line)) and steps:
-                steps[-1].image_id = m[1]
-                if not steps[-1].cached and not steps[-1].instruction.upper().startswith("FROM"):
-                    made.append(m[1])
-            elif line.strip() and not line.startswith((" ---> ", "Removing intermediate container")):
-                tail.append(line)
-        if "error" in chunk:
-            _remove_ids(made)
-            step = steps[-1] if steps else Step(0, "(before the first step)")
-            out = "\n".join(tail) or "(no output)"
-            raise BuildFailed(f"the build failed at step {step.number}: `{step.instruction}`\n"
-                              f"{chunk['error'].strip()}\nits last lines of output:\n{out}",
-                              "fix that line of the Dockerfile (or what it needs), then build again",
-                              step.number, step.instruction, out)
-    return steps, made
+    stream = cl.api.build(path=str(folder), tag=tag, buildargs=buildargs or None, labels=labels, rm=True,
+                          forcerm=True, pull=False, nocache=nocache, decode=True, use_config_proxy=False,
+                          container_limits=limits)
+    return read_build_stream(stream, progress)
 
 
 def build(dockerfile: str, tag: str, files: dict | None = None, *, buildargs: dict | None = None,

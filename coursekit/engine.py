@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import CoursekitError, EngineUnavailable
-from .waiting import ContainerExited, host_port, log_tail, wait_http, wait_running, wait_tcp, wait_until  # noqa: F401 (re-exported)
+from .waiting import ContainerExited, host_port, log_tail, port_free, wait_http, wait_running, wait_tcp, wait_until  # noqa: F401,E501 (re-exported)
 
 #: Label keys. Every resource coursekit creates carries OWNER and SESSION.
 OWNER = "org.coursekit.owner"

@@ -383,15 +383,15 @@ def _remove_ids(ids) -> None:
             cl.api.remove_image(image_id, noprune=False)
 
 
-def _build(dockerfile_text: str, tag: str, files=None, progress: Progress = None, nocache: bool = False):
-    """Run a classic build; return (image, steps, ids it made). On failure remove those, raise BuildFailed."""
-    cl = engine.client()
-    labels = {engine.OWNER: engine.OWNER_VALUE, SCRATCH_LABEL: "1"}
+def read_build_stream(stream, progress: Progress = None) -> tuple[list[Step], list[str]]:
+    """Follow a classic build's JSON stream: its steps (with ``cached``) and the image ids it made.
+
+    On an error, removes the images this build made (not cache hits) and raises
+    :class:`BuildFailed` naming the step, its instruction and the last lines of output.
+    """
     steps: list[Step] = []
     tail: deque[str] = deque(maxlen=12)
     made: list[str] = []  # image ids this build created (not cache hits): removed if it fails
-    stream = cl.api.build(fileobj=_context(dockerfile_text, files), custom_context=True, tag=tag, labels=labels,
-                          rm=True, forcerm=True, pull=False, nocache=nocache, decode=True)
     for chunk in stream:
         for line in chunk.get("stream", "").splitlines():
             line = re.sub(r"\x1b\[[0-9;]*m", "", line).rstrip()
@@ -405,8 +405,8 @@ def _build(dockerfile_text: str, tag: str, files=None, progress: Progress = None
                 steps[-1].cached = True
             elif (m := re.match(r" ---> ([0-9a-f]{12})$", line)) and steps:
                 steps[-1].image_id = m[1]
-                if not steps[-1].cached and steps[-1].number > 1:
-                    made.append(m[1])
+                if not steps[-1].cached and not steps[-1].instruction.upper().startswith("FROM"):
+                    made.append(m[1])  # (a FROM step's id is its base image's: never ours to remove)
             elif line.strip() and not line.startswith((" ---> ", "Removing intermediate container")):
                 tail.append(line)
         if "error" in chunk:
@@ -417,6 +417,16 @@ def _build(dockerfile_text: str, tag: str, files=None, progress: Progress = None
                               f"{chunk['error'].strip()}\nits last lines of output:\n{out}",
                               "fix that line of the Dockerfile (or what it needs), then build again",
                               step.number, step.instruction, out)
+    return steps, made
+
+
+def _build(dockerfile_text: str, tag: str, files=None, progress: Progress = None, nocache: bool = False):
+    """Run a classic build; return (image, steps, ids it made). On failure remove those, raise BuildFailed."""
+    cl = engine.client()
+    labels = {engine.OWNER: engine.OWNER_VALUE, SCRATCH_LABEL: "1"}
+    stream = cl.api.build(fileobj=_context(dockerfile_text, files), custom_context=True, tag=tag, labels=labels,
+                          rm=True, forcerm=True, pull=False, nocache=nocache, decode=True)
+    steps, made = read_build_stream(stream, progress)
     return cl.images.get(tag), steps, made
 
 

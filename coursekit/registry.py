@@ -20,7 +20,6 @@ import contextlib
 import http.client
 import json
 import re
-import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
@@ -79,13 +78,6 @@ class PushReport:
                 f"digest {self.digest[:19]}...")
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 class Registry:
@@ -345,7 +337,7 @@ def start(port: int = PORT, *, lesson: Optional[str] = None, timeout: float = 30
         return reg
     name, volume = _names()
     vol = engine.volume(volume, lesson=lesson)
-    host_port = port if _port_free(port) else None
+    host_port = port if engine.port_free(port) else None
     c = engine.run(IMAGE, detach=True, name=name, lesson=lesson, ports={"5000/tcp": host_port},
                    labels={ROLE: "registry"},
                    volumes={vol.name: {"bind": "/var/lib/registry", "mode": "rw"}},

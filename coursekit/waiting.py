@@ -41,6 +41,16 @@ class ContainerExited(CoursekitError):
         self.exit_code, self.log_tail, self.oom_killed = exit_code, log_tail, oom_killed
 
 
+def port_free(port: int) -> bool:
+    """Nothing listens on 127.0.0.1:``port`` (so a container may publish there)."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def log_tail(container: Any, lines: int = LOG_TAIL_LINES) -> str:
     """The container's last ``lines`` lines of output (stdout and stderr), or ``""``."""
     try:
