@@ -34,7 +34,8 @@ _SUBMODULES = {"engine", "images", "health", "aws", "vm", "checks", "assign", "l
                "buildspec", "buildrunner", "artifacts", "awsrelay", "buildenv", "buildresult", "buildshell", "yamlcheck",
                "cloudmodels", "sortquiz", "awserrors", "ec2states", "policies",
                "pipeline", "pipelinedef", "pipelinerules", "pipelinerun", "pipelineactions", "pipelinedeploy",
-               "pipelineview", "courseapps"}
+               "pipelineview", "courseapps",
+               "gradeclass", "gradelimits", "gradesandbox", "gradeworker"}
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES)
 

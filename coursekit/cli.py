@@ -52,6 +52,17 @@ def _vm_assets(a) -> int:
     return main() or 0
 
 
+def _grade(a) -> int:
+    from .gradeclass import grade
+    from .gradelimits import GradeLimits
+
+    given = {k: getattr(a, k) for k in ("timeout", "cell_timeout", "memory", "cpus") if getattr(a, k) is not None}
+    result = grade(a.submissions, a.assignment, a.out, workers=a.workers, limits=GradeLimits(**given),
+                   students=a.student or None, questions=a.question or None)
+    print(result)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="coursekit", description="Helpers for the deployment course.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -79,6 +90,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("paths", nargs="*", default=["Dockerfile"], help="Dockerfiles or folders (default: ./Dockerfile)")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=_lint)
+
+    s = sub.add_parser("grade", help="grade a folder of submissions, each in its own sandbox, in parallel")
+    s.add_argument("submissions", help="folder with one folder (or .ipynb) per student")
+    s.add_argument("--assignment", required=True, help="the solution notebook, e.g. solutions/09-cloud-computing.ipynb")
+    s.add_argument("--out", required=True, help="folder for gradebook.csv, feedback/, class.png, grade.log, state")
+    s.add_argument("--workers", type=int, help="sandboxes at a time (default: the number of CPU cores)")
+    s.add_argument("--student", action="append", help="grade only this student again (repeatable)")
+    s.add_argument("--question", action="append", help="re-score only this question from saved answers (repeatable)")
+    s.add_argument("--timeout", type=float, help="seconds for a whole submission (default 300)")
+    s.add_argument("--cell-timeout", type=float, help="seconds for one cell (default 60)")
+    s.add_argument("--memory", help="memory of one sandbox, e.g. 1g (default)")
+    s.add_argument("--cpus", type=float, help="CPU cores of one sandbox (default 1)")
+    s.set_defaults(func=_grade)
 
     s = sub.add_parser("vm-assets", help="fetch the kernel and build the initramfs for the VM lesson")
     s.set_defaults(func=_vm_assets)

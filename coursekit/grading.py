@@ -137,8 +137,9 @@ def parse_answers(text: str) -> dict[str, ck.Answer]:
 
 @dataclass
 class QuestionGrade:
-    """One question's grade. ``messages`` are for the learner (no hidden check names);
-    ``failed_hidden`` names failed hidden checks, for the instructor only."""
+    """One question's grade. ``messages`` and ``hints`` (of failed public checks) are for the
+    learner (no hidden check names); ``failed_hidden`` names failed hidden checks, for the
+    instructor only."""
 
     name: str
     status: str
@@ -150,6 +151,7 @@ class QuestionGrade:
     hidden_total: int = 0
     messages: list[str] = field(default_factory=list)
     failed_hidden: list[str] = field(default_factory=list)
+    hints: list[str] = field(default_factory=list)  # hints of the failed public checks (for feedback)
 
 
 @dataclass
@@ -233,6 +235,7 @@ def score(questions: Mapping[str, ck.Question], answers: Mapping[str, Any], *,
         g.public_passed = sum(o.ok for o in public)
         g.hidden_passed = sum(o.ok for o in hidden)
         g.failed_hidden = [o.check.name for o in hidden if not o.ok]
+        g.hints = list(dict.fromkeys(o.check.hint for o in public if not o.ok and o.check.hint))
         g.messages += [f"✔ {o.check.label}" if o.ok else f"✘ {o.message}" for o in public]
         if hidden:
             g.messages.append(f"hidden checks: {g.hidden_passed} of {len(hidden)} passed")

@@ -82,6 +82,9 @@ CATALOG: tuple[Image, ...] = (
     Image("coursekit/build:1", "python:3.11-slim-bookworm", "build",
           "the CodeBuild-style build image of lesson 08: Python 3.11 with bash, git, zip, make, jq, pytest, the AWS CLI",
           pull=False),
+    Image("coursekit/grader:1", "python:3.11-slim-bookworm", "grader",
+          "the sandbox of `coursekit grade`: Python 3.11 with Jupyter's kernel, nbclient, boto3, moto; user grader",
+          pull=False),
 )
 _CATALOG = {img.name: img for img in CATALOG}
 
