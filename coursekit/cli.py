@@ -57,9 +57,8 @@ def _grade(a) -> int:
     from .gradelimits import GradeLimits
 
     given = {k: getattr(a, k) for k in ("timeout", "cell_timeout", "memory", "cpus") if getattr(a, k) is not None}
-    result = grade(a.submissions, a.assignment, a.out, workers=a.workers, limits=GradeLimits(**given),
-                   students=a.student or None, questions=a.question or None)
-    print(result)
+    grade(a.submissions, a.assignment, a.out, workers=a.workers, limits=GradeLimits(**given),
+          students=a.student or None, questions=a.question or None)  # it prints its progress and summary
     return 0
 
 
@@ -96,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--assignment", required=True, help="the solution notebook, e.g. solutions/09-cloud-computing.ipynb")
     s.add_argument("--out", required=True, help="folder for gradebook.csv, feedback/, class.png, grade.log, state")
     s.add_argument("--workers", type=int, help="sandboxes at a time (default: the number of CPU cores)")
-    s.add_argument("--student", action="append", help="grade only this student again (repeatable)")
+    s.add_argument("--student", action="append", help="grade this student again, even if done (repeatable)")
     s.add_argument("--question", action="append", help="re-score only this question from saved answers (repeatable)")
     s.add_argument("--timeout", type=float, help="seconds for a whole submission (default 300)")
     s.add_argument("--cell-timeout", type=float, help="seconds for one cell (default 60)")

@@ -16,18 +16,22 @@ The protocol, in order:
    for this run, the cells, the files, the answer expressions and the limits; then it closes
    stdin. Nothing of it is in argv, the environment or the file system.
 3. It starts a kernel (``python3 -m coursekit.gradeworker kernel``: ipykernel with core dumps
-   off and ``oom_score_adj=1000``, so that on memory exhaustion the kernel is the one killed)
-   with stdin, stdout and stderr on ``/dev/null``: the student's code cannot write to the
-   container's output, which only this worker writes to.
+   off, ``oom_score_adj=1000`` so that on memory exhaustion the kernel is the one killed, and
+   ``nice 19`` so that a fork bomb cannot starve the worker) with stdin, stdout and stderr on
+   ``/dev/null``: the student's code cannot write to the container's output, which only this
+   worker writes to.
 4. It runs the cells with nbclient, keeping no output except each cell's error name and message
    (capped): an output flood costs time, not memory. A cell that runs past ``cell_timeout`` is
    interrupted; if the kernel then stays busy for ``interrupt_grace`` seconds, or a cell kills
    the kernel (``os._exit``, a segfault, running out of memory), every process but the worker is
    killed, ``/tmp`` is wiped and rewritten, and the notebook runs again in a new kernel without
    that cell (at most ``restarts`` times).
-5. Only then, and one question at a time, it sends the kernel the collector (the answer
-   expression, evaluated by :func:`coursekit.checks.collect_answers`), each under
-   ``cell_timeout``. A question whose evaluation hangs gets an error; the others still count.
+5. Only then it runs the exercise's check cells once more (so that an answer expression such as
+   ``q1_try(f)`` uses the course's helper, not a student's redefinition returning hard-coded
+   results), and, one question at a time, sends the kernel the collector (the answer expression,
+   evaluated by :func:`coursekit.checks.collect_answers`), each under ``cell_timeout``; the
+   student's cells may not use up the time this needs. A question whose evaluation hangs gets an
+   error; the others still count.
 6. It prints one line, ``COURSEKIT-GRADE <nonce> <json>`` (answers as JSON, at most
    ``answers_bytes``; never pickle), and exits. The host accepts only that line, with its nonce.
 
