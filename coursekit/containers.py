@@ -142,15 +142,7 @@ def _plt():
     return plt()
 
 
-def _show(plt, fig, save: str | None):
-    from .plots import _in_notebook
-
-    fig.tight_layout()
-    if save:
-        fig.savefig(save, dpi=100)
-    if _in_notebook():
-        plt.show()
-    return fig
+from .plots import show  # noqa: E402 (lay out, save, show: the course's one way to finish a figure)
 
 
 def plot_restarts(samples: dict[str, list[Sample]], *, title: str = "RestartCount over time",
@@ -167,7 +159,7 @@ def plot_restarts(samples: dict[str, list[Sample]], *, title: str = "RestartCoun
     ax.legend(fontsize=8, loc="upper left")
     ax.grid(alpha=0.3)
     ax.set_title(title)
-    return _show(plt, fig, save)
+    return show(plt, fig, save)
 
 
 def plot_memory(points: Iterable[tuple[float, float, float]], limit_mib: float, *, exit_note: str = "",
@@ -190,7 +182,7 @@ def plot_memory(points: Iterable[tuple[float, float, float]], limit_mib: float, 
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3)
     ax.set_title(title)
-    return _show(plt, fig, save)
+    return show(plt, fig, save)
 
 
 #: Where each state sits in the lifecycle diagram.
@@ -229,4 +221,4 @@ def plot_lifecycle(transitions: Iterable[tuple[str, str, str]], *, title: str = 
     ax.set_ylim(-0.4, 2.1)
     ax.axis("off")
     ax.set_title(title)
-    return _show(plt, fig, save)
+    return show(plt, fig, save)

@@ -25,16 +25,21 @@ def _in_notebook() -> bool:
     return bool(ip_mod and ip_mod.get_ipython() is not None)
 
 
-def _finish(plt, fig, ax, title: str, save: str | None):
-    """Title, first row at the top, save if asked, show in a notebook."""
-    ax.set_title(title)
-    ax.invert_yaxis()
+def show(plt, fig, save: str | None = None):
+    """Lay the figure out, save it if asked, show it in a notebook; returns it."""
     fig.tight_layout()
     if save:
         fig.savefig(save, dpi=100)
     if _in_notebook():
         plt.show()
     return fig
+
+
+def _finish(plt, fig, ax, title: str, save: str | None):
+    """Title, first row at the top, then :func:`show`."""
+    ax.set_title(title)
+    ax.invert_yaxis()
+    return show(plt, fig, save)
 
 
 def compare_times(samples: dict[str, list[float]], *, title: str, unit: str = "s", save: str | None = None):
