@@ -32,7 +32,7 @@ _SUBMODULES = {"engine", "images", "health", "aws", "vm", "checks", "assign", "l
                "dockerlint", "explorer", "waiting", "registry", "imagenames", "swarm", "swarmview", "kube",
                "dockerfile_answers", "sandboxlimits", "dockerfiles", "postgres", "containers", "ecr",
                "buildspec", "buildrunner", "artifacts", "awsrelay", "buildenv", "buildresult", "buildshell", "yamlcheck",
-               "cloudmodels", "sortquiz", "awserrors", "ec2states", "policies",
+               "cloudmodels", "sortquiz", "awserrors", "ec2states", "policies", "policyjson", "policycheck", "policyexplain", "policydecide",
                "pipeline", "pipelinedef", "pipelinerules", "pipelinerun", "pipelineactions", "pipelinedeploy",
                "pipelineview", "courseapps",
                "gradeclass", "gradelimits", "gradesandbox", "gradeworker"}
