@@ -341,7 +341,8 @@ def _explorer(sliders: dict, draw, *below):
     Draws once now (so it works headless) and again whenever a slider moves."""
     import ipywidgets as w
 
-    image, readout = w.Image(format="png", layout=w.Layout(width="100%")), w.HTML()
+    image = w.Image(format="png", layout=w.Layout(width="100%"))
+    readout = w.HTML(layout=w.Layout(margin="0 0 0 24px", flex="1 1 auto"))
 
     def redraw(_=None):
         fig, readout.value = draw({k: v.value for k, v in sliders.items()})
@@ -350,7 +351,9 @@ def _explorer(sliders: dict, draw, *below):
     for s in sliders.values():
         s.observe(redraw, names="value")
     redraw()
-    box = w.VBox([w.HBox([w.VBox(list(sliders.values())), readout]), image, *below])
+    # the sliders keep their width (with their own value shown at the right); the readout takes the rest
+    controls = w.VBox(list(sliders.values()), layout=w.Layout(flex="0 0 auto"))
+    box = w.VBox([w.HBox([controls, readout]), image, *below])
     box.sliders, box.readout, box.image = sliders, readout, image
     return box
 
@@ -360,7 +363,7 @@ def _slider(description: str, value, low, high, step, fmt=None):
 
     kind = w.IntSlider if all(isinstance(x, int) for x in (value, low, high, step)) else w.FloatSlider
     return kind(value=value, min=low, max=high, step=step, description=description, continuous_update=False,
-                style={"description_width": "200px"}, layout=w.Layout(width="470px"),
+                style={"description_width": "200px"}, layout=w.Layout(width="520px"),
                 **({"readout_format": fmt} if fmt else {}))
 
 

@@ -185,6 +185,19 @@ def test_images_and_layers_lesson_in_the_browser(lab):
         pw.stop()
 
 
+def _settled(locator, quiet: float = 2.0, limit: float = 60.0) -> str:
+    """The locator's text once it has not changed for ``quiet`` seconds (redraws still queued finish first)."""
+    end, text, since = time.monotonic() + limit, locator.inner_text(), time.monotonic()
+    while time.monotonic() < end:
+        time.sleep(0.25)
+        now = locator.inner_text()
+        if now != text:
+            text, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            break
+    return text
+
+
 def test_cloud_computing_lesson_sliders_and_sorting_quiz(lab):
     pw, browser, page = _open(lab, "09-cloud-computing")
     try:
@@ -203,6 +216,7 @@ def test_cloud_computing_lesson_sliders_and_sorting_quiz(lab):
                                arg=[explorer.element_handle(), readout_before], timeout=30_000)
         page.wait_for_function("([el, before]) => el.querySelector('img').src !== before",
                                arg=[explorer.element_handle(), picture_before], timeout=30_000)  # redrawn
+        _settled(explorer.locator(".widget-html").first)  # ten key presses: ten redraws; wait for the last one
         explorer.screenshot(path=str(SHOTS / "09-capacity-slider-moved.png"))
         # the sorting quiz: place every item in the first bin, check, read the explanations
         sq = page.locator(f"{ACTIVE} .coursekit-sortquiz").first
