@@ -163,6 +163,10 @@ def timing_chart(execution: Any, *, title: str | None = None, save: str | None =
             label = f"{att.seconds:.1f} s" + (f" (attempt {n})" if len(run.attempts) > 1 else "")
             if width > end * 0.22:  # room inside the bar
                 ax.annotate(label, (left + width / 2, i), ha="center", va="center", fontsize=8, color="white")
+            elif len(run.attempts) > 1:  # a retry may follow at once: odd attempts above the bar, even below
+                above = n % 2 == 1
+                ax.annotate(label, (left, i - 0.32 if above else i + 0.32), fontsize=8, ha="left",  # y grows downwards
+                            va="bottom" if above else "top")
             else:
                 ax.annotate(label, (left + width, i), xytext=(3, 0), textcoords="offset points", fontsize=8,
                             va="center")
