@@ -205,7 +205,9 @@ def missing_base(res, df, cl) -> bool:
             continue
         except de.ImageNotFound:
             pass
-        here = sorted(t for im in cl.images.list(filters={"label": "org.coursekit.image"}) for t in im.tags)
+        # the course's own images: tagged with their label's name (an image built FROM one inherits the label)
+        here = sorted(t for im in cl.images.list(filters={"label": "org.coursekit.image"}) for t in im.tags
+                      if t == (im.labels or {}).get("org.coursekit.image"))
         base = stage.image.split("/")[-1].split(":")[0].split("@")[0]
         alike = [t for t in here if t.split("/")[-1].split(":")[0] == base]
         res.verdict, res.step, res.line, res.instruction = "does not build", number, inst.line, inst.text

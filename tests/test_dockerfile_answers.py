@@ -160,6 +160,22 @@ def test_from_an_image_not_on_the_engine_says_so_and_suggests_the_course_image(t
     assert BUSYBOX in res.hint and res.build_seconds is None
 
 
+def test_the_course_images_suggested_are_the_course_s_own_not_images_built_from_them(tryout):
+    import io
+
+    cl = engine.client()
+    derived = f"ck-derived-{uuid.uuid4().hex[:8]}:1"  # built FROM a course image: it inherits its labels
+    cl.images.build(fileobj=io.BytesIO(f"FROM {BUSYBOX}\nENV X=1\n".encode()), tag=derived, rm=True,
+                    labels={engine.OWNER: engine.OWNER_VALUE})
+    try:
+        assert cl.images.get(derived).labels.get("org.coursekit.image") == BUSYBOX
+        res = tryout(f"FROM unheard-of-{uuid.uuid4().hex[:8]}:1\nCMD [\"true\"]\n")
+        assert res.verdict == "does not build"
+        assert BUSYBOX in res.hint and derived not in res.hint, res.hint
+    finally:
+        cl.images.remove(derived, force=True)
+
+
 def test_a_build_past_its_time_limit_is_stopped_and_nothing_is_left(tryout):
     res = tryout(f"FROM {BUSYBOX}\nRUN echo before\nRUN sleep 600\n", build_timeout=1.5)
     assert res.verdict == "build timed out", res.explain()
