@@ -129,7 +129,9 @@ def _connect(timeout: int) -> tuple[Any, EngineStatus]:
     url = _engine_url()
     if no_engine_forced():
         return None, EngineStatus(False, f"this session runs in no-engine mode ({NO_ENGINE_ENV}=1, as on Binder)",
-                                  f"unset {NO_ENGINE_ENV} and restart the kernel to use the Docker engine", url)
+                                  "run the course where a Docker engine runs (on Debian or Ubuntu as root, "
+                                  f"`./course.sh lab` installs one); if this machine has one, unset {NO_ENGINE_ENV} "
+                                  "and restart the kernel", url)
     try:
         import docker  # heavy: imported only when an engine is wanted
     except ImportError:

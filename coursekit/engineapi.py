@@ -137,7 +137,9 @@ def request(method: str, path: str, body: Any = None, *, params: dict | None = N
     """
     if engine.no_engine_forced():
         raise EngineUnavailable(f"this session runs in no-engine mode ({engine.NO_ENGINE_ENV}=1, as on Binder)",
-                                f"unset {engine.NO_ENGINE_ENV} and restart the kernel to use the Docker engine")
+                                "run the course where a Docker engine runs (on Debian or Ubuntu as root, "
+                                "`./course.sh lab` installs one); if this machine has one, unset "
+                                f"{engine.NO_ENGINE_ENV} and restart the kernel")
     where = socket_path()
     conn = _UnixHTTPConnection(where, timeout)
     headers = {}

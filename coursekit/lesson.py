@@ -20,6 +20,14 @@ from .errors import install_notebook_handler
 from .modes import NO_ENGINE, Mode, mode
 
 _current_lesson: str | None = None
+#: Docker steps skipped since ``start``: the first one explains why, the others stay short.
+_skipped = 0
+#: True when ``start`` already said there is no engine and how to get one (not said again).
+_fix_shown = False
+
+#: What no-engine mode means for the lesson, said once at the top.
+_NO_ENGINE_PLAN = ("Docker steps show the command they would run and what you would see, without running it; "
+                   "everything else, the AWS sandbox included, runs for real.")
 
 
 def _in_notebook() -> bool:
@@ -40,14 +48,20 @@ def _show(markdown: str, text: str) -> None:
 _DOT = {"full": "#1a7f37", "offline": "#d4a017"}
 
 
+def _sentence(text: str) -> str:
+    """``text`` ending with a full stop (fixes come from several places, some without one)."""
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
 def _dot(mode_name: str) -> str:
     return f'<span style="color:{_DOT.get(mode_name, "#888")}">&#9679;</span>'
 
 
 def start(lesson: str) -> Mode:
     """Set up a lesson: friendly errors, leftovers of dead kernels removed, the mode shown."""
-    global _current_lesson
-    _current_lesson = lesson
+    global _current_lesson, _skipped, _fix_shown
+    _current_lesson, _skipped = lesson, 0
     install_notebook_handler()
     m = mode()
     removed = ""
@@ -56,9 +70,11 @@ def start(lesson: str) -> Mode:
         if rep.total:
             removed = f" (tidied up after an earlier kernel: {rep})"
     icon = _dot(m.name)
-    fix = f"\n\nTo get to full mode: {m.to_full}" if m.to_full else ""
-    _show(f"{icon} **{lesson}** — mode: **{m.name}**. {m.why}.{removed}{fix}",
-          f"[{lesson}] mode: {m.name}. {m.why}.{removed}{fix}")
+    what = f" {_NO_ENGINE_PLAN}" if m == NO_ENGINE else ""
+    _fix_shown = m == NO_ENGINE and bool(m.to_full)
+    fix = f"\n\nTo get to full mode: {_sentence(m.to_full)}" if m.to_full else ""
+    _show(f"{icon} **{lesson}** — mode: **{m.name}**. {m.why}.{what}{removed}{fix}",
+          f"[{lesson}] mode: {m.name}. {m.why}.{what}{removed}{fix}")
     return m
 
 
@@ -68,19 +84,38 @@ def needs_engine(does: str, shows: str = "", *, why: str = "") -> bool:
     ``does``: the command or code the step runs (as a learner would type it);
     ``shows``: what the learner would see, in words (never invented output);
     ``why``: what the step teaches, shown in no-engine mode so the lesson still reads well.
+
+    The first skipped step of a lesson says why it cannot run and how to run it for real; the
+    later ones only say what they would run and show, so a lesson does not repeat one paragraph
+    at every Docker step.
     """
+    global _skipped
     if engine.available():
         return True
     st = engine.status()
-    teach = f"\n\n*Why it matters:* {why}" if why else ""
+    _skipped += 1
     seen = f"\n\n*What it would show:* {shows}" if shows else ""
-    _show(
-        f"{_dot('no engine')} **This step needs a Docker engine**, and there is none here: {st.reason}.\n\n"
-        f"It would run:\n```\n{does}\n```{seen}{teach}\n\n"
-        f"Read on: the next steps still make sense. To run it for real: {st.fix}.",
-        f"[skipped: needs a Docker engine; {st.reason}]\n  it would run: {does}\n"
-        + (f"  it would show: {shows}\n" if shows else "") + (f"  why it matters: {why}\n" if why else ""),
-    )
+    teach = f"\n\n*Why it matters:* {why}" if why else ""
+    text_extra = (f"  it would show: {shows}\n" if shows else "") + (f"  why it matters: {why}\n" if why else "")
+    if _skipped == 1:
+        how = ("the top of this lesson says how to run it for real." if _fix_shown
+               else f"to run it for real: {_sentence(st.fix)}")
+        _show(
+            f"{_dot('no engine')} **This step needs a Docker engine**, and there is none here: {st.reason}. "
+            f"So it is not run, and nothing is made up in its place.\n\n"
+            f"It would run:\n```\n{does}\n```{seen}{teach}\n\n"
+            f"Every Docker step of this lesson does the same: it shows what it would run and what you would "
+            f"see. The **What you should see** notes describe a run with an engine. Read on: the next steps "
+            f"still make sense; {how}",
+            f"[skipped: needs a Docker engine; {st.reason}]\n  it would run: {does}\n{text_extra}"
+            f"  to run it for real: {_sentence(st.fix)}\n",
+        )
+    else:
+        _show(
+            f"{_dot('no engine')} **Skipped: needs a Docker engine** (no engine here, as said above).\n\n"
+            f"It would run:\n```\n{does}\n```{seen}{teach}\n\nRead on.",
+            f"[skipped: needs a Docker engine]\n  it would run: {does}\n{text_extra}",
+        )
     return False
 
 
