@@ -1,9 +1,10 @@
 """A real, tiny virtual machine, booted and timed, to set beside a container.
 
 Lesson ``01-containers-and-vms`` asks: what does a VM carry that a container does not?
-Here we answer by doing it. A VM needs its own kernel (we fetch Debian's cloud kernel
-package), its own first process (a busybox ``/init`` in an initramfs we build ourselves,
-byte by byte) and a machine to run on (QEMU). Then we time "power on" to "userspace
+Here we answer by doing it. A VM needs its own kernel (a small kernel package made for VMs,
+fetched from the distribution's archive: see :mod:`coursekit.vmfetch`), its own first process
+(a busybox ``/init`` in an initramfs we build ourselves, byte by byte) and a machine to run on
+(QEMU). Then we time "power on" to "userspace
 says hello", and weigh the files, so the numbers can sit next to ``docker run``'s.
 
 Steps: :func:`status` (what is here, what is missing), :func:`prepare` (fetch and build,
@@ -21,18 +22,22 @@ import signal
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from . import vmfetch
 from .errors import CoursekitError
 
 MARKER = "COURSEKIT-VM-UP"
 DONE = "COURSEKIT-VM-DONE"
 APPEND = "console=ttyS0 panic=-1 quiet tsc_early_khz=2100000"
-INSTALL_QEMU = "on Debian as root: `apt-get install --no-install-recommends qemu-system-x86`"
+INSTALL_QEMU = ("on Debian or Ubuntu as root: `apt-get install --no-install-recommends qemu-system-x86` "
+                "(on Binder: list qemu-system-x86 in binder/apt.txt)")
+#: What each accelerator is, in words a student can use.
+ACCEL = {"kvm": "KVM, hardware virtualisation", "tcg": "TCG, QEMU emulating the CPU in software: a real boot, "
+                                                      "only slower than with KVM"}
 #: The guest's first (and only) program. It is PID 1: in a VM, *our* script is init.
 INIT = f"""#!/bin/busybox sh
 export PATH=/bin
@@ -62,6 +67,7 @@ class VMStatus:
     kernel: Path | None = None
     initramfs: Path | None = None
     accel: str | None = None   # what "auto" would try first: "kvm", "tcg", or None without QEMU
+    accel_why: str = ""        # why not KVM, when accel is "tcg"
 
 
 @dataclass
@@ -98,59 +104,41 @@ def _verdict_file() -> Path:
     return cache_dir() / f"kvm-broken-on-{platform.release()}"
 
 
+def _kvm_unusable() -> str:
+    """Why KVM cannot be used here by this user ("" when it can)."""
+    if _kvm_broken or _verdict_file().exists():
+        return f"KVM failed on this host kernel before (delete {_verdict_file()} to try it again)"
+    if not os.path.exists("/dev/kvm"):
+        return "there is no /dev/kvm: this machine offers no hardware virtualisation"
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "/dev/kvm exists, but this user may not use it: usually only root and the kvm group may"
+    return ""
+
+
 def _kvm_usable() -> bool:
-    return not _kvm_broken and not _verdict_file().exists() and os.access("/dev/kvm", os.R_OK | os.W_OK)
+    return not _kvm_unusable()
 
 
 def status() -> VMStatus:
     """Is everything for a boot here? If not, say what is missing and how to get it."""
     qemu, kernel, initrd = _qemu(), _kernel(), cache_dir() / "initramfs.cpio.gz"
     initrd = initrd if initrd.is_file() else None
-    accel = ("kvm" if _kvm_usable() else "tcg") if qemu else None
+    why_not_kvm = _kvm_unusable() if qemu else ""
+    accel = ("tcg" if why_not_kvm else "kvm") if qemu else None
     missing, fixes = [], []
     if not qemu:
         missing.append("QEMU (qemu-system-x86_64)")
         fixes.append(INSTALL_QEMU)
     if not kernel or not initrd:
         missing.append(" and ".join(n for n, p in (("the guest kernel", kernel), ("the initramfs", initrd)) if not p))
-        fixes.append("run `coursekit vm-assets` (fetches Debian's cloud kernel with apt, builds the initramfs)")
+        fixes.append("run `coursekit vm-assets` (fetches a VM kernel package with apt, builds the initramfs)")
     if missing:
         return VMStatus(False, "cannot boot the VM: missing " + ", ".join(missing), "; then ".join(fixes),
-                        qemu, kernel, initrd, accel)
-    return VMStatus(True, f"ready to boot ({accel})", "", qemu, kernel, initrd, accel)
+                        qemu, kernel, initrd, accel, why_not_kvm)
+    return VMStatus(True, f"ready to boot with {ACCEL[accel]}", "", qemu, kernel, initrd, accel, why_not_kvm)
 
 
 # ----------------------------------------------------------------------------- prepare
-
-
-def _run(cmd: list[str], cwd: Path | None = None) -> str:
-    """Run an apt/dpkg command; a failure becomes a CoursekitError quoting its output."""
-    if not shutil.which(cmd[0]):
-        raise CoursekitError(f"`{cmd[0]}` is not on this machine, so the guest kernel cannot be fetched",
-                             "fetching the kernel needs Debian (or a Debian-based image); on another system, put "
-                             f"a bzImage at {cache_dir()}/kernel/boot/vmlinuz-<release> yourself")
-    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-    if r.returncode:
-        raise CoursekitError(f"`{' '.join(cmd)}` failed: {(r.stderr or r.stdout).strip()[-600:]}",
-                             "as root, run `apt-get update` (the package lists may be missing), then try again")
-    return r.stdout
-
-
-def newest_cloud_kernel() -> str:
-    """The newest cloud kernel of this release's kernel series, asked of apt (no network).
-
-    The meta-package ``linux-image-cloud-amd64`` always depends on it. The cloud flavour
-    is small (no drivers for real hardware) and LZ4-compressed: it boots fast.
-    ``COURSEKIT_VM_KERNEL`` picks another package (e.g. a newer series) instead.
-    """
-    if os.environ.get("COURSEKIT_VM_KERNEL"):
-        return os.environ["COURSEKIT_VM_KERNEL"]
-    for line in _run(["apt-cache", "depends", "linux-image-cloud-amd64"]).splitlines():
-        name = line.split(":", 1)[-1].strip()
-        if line.strip().startswith("Depends:") and name.startswith("linux-image-") and name[12].isdigit():
-            return name
-    raise CoursekitError("apt knows no cloud kernel (linux-image-cloud-amd64 has no kernel dependency)",
-                         "as root, run `apt-get update`, then `coursekit vm-assets` again")
 
 
 def is_static_elf(path: Path) -> bool:
@@ -166,22 +154,13 @@ def is_static_elf(path: Path) -> bool:
     return all(struct.unpack_from("<I", table, i * phentsize)[0] != 3 for i in range(phnum))
 
 
-def _fetch(package: str, into: Path) -> None:
-    """`apt-get download` (no root needed) then `dpkg-deb -x`; the .deb itself is not kept."""
-    with tempfile.TemporaryDirectory(dir=into.parent, prefix=".fetch-") as tmp:
-        _run(["apt-get", "download", package], cwd=Path(tmp))
-        deb = next(Path(tmp).glob("*.deb"))
-        _run(["dpkg-deb", "-x", str(deb), str(Path(tmp) / "tree")])
-        os.replace(Path(tmp) / "tree", into)
-
-
-def _busybox(progress: Callable[[str], object]) -> Path:
+def _busybox(progress: Callable[[str], object], apt: vmfetch.PrivateApt) -> Path:
     for cand in (Path("/bin/busybox"), Path(shutil.which("busybox") or "/bin/busybox"),
                  cache_dir() / "busybox-static" / "bin" / "busybox"):
         if cand.is_file() and is_static_elf(cand):
             return cand
     progress("no static busybox installed: apt-get download busybox-static")
-    _fetch("busybox-static", cache_dir() / "busybox-static")
+    apt.fetch(["busybox-static"], cache_dir() / "busybox-static")
     return cache_dir() / "busybox-static" / "bin" / "busybox"
 
 
@@ -226,13 +205,13 @@ def prepare(progress: Callable[[str], object] = print) -> VMStatus:
     if _kernel() and initrd.is_file():
         progress(f"VM assets already in {vm} (nothing to fetch): {_kernel().name}, {initrd.name}")
     else:
-        if not _kernel():
-            package = newest_cloud_kernel()
-            progress(f"fetching the guest kernel: apt-get download {package}; dpkg-deb -x")
-            shutil.rmtree(vm / "kernel", ignore_errors=True)
-            _fetch(package, vm / "kernel")
-        if not initrd.is_file():
-            busybox = _busybox(progress)
+        with vmfetch.PrivateApt(vm, progress) as apt:   # apt's lists live in a temporary folder, then go
+            if not _kernel():
+                packages = vmfetch.kernel_packages(apt)
+                progress(f"fetching the guest kernel: apt-get download {' '.join(packages)}; dpkg-deb -x")
+                apt.fetch(packages, vm / "kernel")
+            busybox = None if initrd.is_file() else _busybox(progress, apt)
+        if busybox:
             progress(f"building the initramfs from {busybox} (cpio newc, gzip)")
             tmp = initrd.with_suffix(".tmp")
             tmp.write_bytes(build_initramfs(busybox))
@@ -329,7 +308,7 @@ def boot(*, timeout: float = 30, memory_mb: int = 128, accel: str = "auto") -> B
                         _verdict_file().write_text(f"{failures[0][1]}\n")
                 res.note = f"KVM failed ({failures[0][1]}); used TCG, software emulation, instead"
             elif accel == "auto" and a == "tcg":
-                res.note = "KVM not usable here (/dev/kvm missing or not allowed, or failed before); TCG used"
+                res.note = f"no KVM for this boot: {_kvm_unusable()}; QEMU emulated the CPU in software (TCG)"
             return res
         failures.append((a, why, res.console))
     raise CoursekitError(
@@ -370,5 +349,6 @@ def main(*, progress: Callable[[str], object] = print) -> int:
         raise CoursekitError(st.reason, st.fix)
     for k, v in footprint().items():
         progress(f"  {k:15} {v / 1e6:8.1f} MB")
-    progress(f"QEMU: {st.qemu}; will try {st.accel} first")
+    why = f". Why not KVM: {st.accel_why}" if st.accel_why else ""
+    progress(f"QEMU: {st.qemu}; boots with {ACCEL[st.accel]}{why}")
     return 0

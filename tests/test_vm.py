@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from coursekit import vm
+from coursekit import vm, vmfetch
 from coursekit.errors import CoursekitError
 
 DEBIAN_ROOT = Path("/etc/debian_version").exists() and os.geteuid() == 0
@@ -150,6 +150,8 @@ def assets(tmp_path_factory):
         st = vm.prepare(progress=lines.append)
         assert st.ok, (st.reason, st.fix, lines)
         assert any("apt-get download linux-image-" in x for x in lines), lines
+        # apt's package lists and download cache lived in a temporary folder: nothing of it is left
+        assert not [p.name for p in vm.cache_dir().iterdir() if p.name.startswith(".")], list(vm.cache_dir().iterdir())
         yield st
     finally:
         if old is None:
@@ -161,10 +163,10 @@ def assets(tmp_path_factory):
 def test_prepare_is_idempotent_and_fetches_nothing_twice(assets, monkeypatch):
     before = {p: p.stat().st_mtime_ns for p in (assets.kernel, assets.initramfs)}
 
-    def no_apt(cmd, cwd=None):
-        raise AssertionError(f"prepare ran {cmd} although everything was there")
+    def no_apt(self, tool, *args, **kw):
+        raise AssertionError(f"prepare ran {tool} {args} although everything was there")
 
-    monkeypatch.setattr(vm, "_run", no_apt)
+    monkeypatch.setattr(vmfetch.PrivateApt, "run", no_apt)
     lines: list[str] = []
     t0 = time.monotonic()
     st = vm.prepare(progress=lines.append)
@@ -193,6 +195,22 @@ def test_real_boot_reaches_userspace(assets):
         assert "KVM failed" in r.note and vm.status().accel == "tcg"   # the verdict is remembered
         assert vm._verdict_file().exists()   # ...by the next Python process too
     assert not (_qemu_pids() - before)
+
+
+def test_without_access_to_dev_kvm_the_boot_is_emulated_and_says_so(assets, monkeypatch):
+    """A user who may not open /dev/kvm (Binder, most non-root users): TCG at once, and the reason shown."""
+    real_access = os.access
+    monkeypatch.setattr(vm.os, "access", lambda p, mode: False if str(p) == "/dev/kvm" else real_access(p, mode))
+    monkeypatch.setattr(vm, "_kvm_broken", False)
+    verdict = vm._verdict_file()
+    if verdict.exists():   # a verdict from an earlier boot would be the reason instead
+        monkeypatch.setattr(vm, "_verdict_file", lambda: verdict.with_name("no-verdict-here"))
+    st = vm.status()
+    assert st.ok and st.accel == "tcg" and "software" in st.reason and "slower" in st.reason
+    assert "/dev/kvm" in st.accel_why
+    r = vm.boot(timeout=60)
+    assert r.ok and r.accel == "tcg" and r.tried == ["tcg"], r   # KVM not even tried
+    assert "/dev/kvm" in r.note and "TCG" in r.note
 
 
 def test_measure_returns_positive_times(assets):
