@@ -26,7 +26,7 @@ _LAZY = {
     "EngineUnavailable": "coursekit.errors:EngineUnavailable",
 }
 
-_SUBMODULES = {"engine", "images", "health", "aws", "vm", "checks", "assign", "lesson", "modes", "errors",
+_SUBMODULES = {"engine", "images", "health", "aws", "vm", "vmfetch", "checks", "assign", "lesson", "modes", "errors",
                "plots", "cli", "reaper", "quizzes", "measure",
                "grading", "notebooks", "awsguard", "engineapi", "processes", "layers",
                "dockerlint", "explorer", "waiting", "registry", "imagenames", "swarm", "swarmview", "kube",
@@ -35,7 +35,8 @@ _SUBMODULES = {"engine", "images", "health", "aws", "vm", "checks", "assign", "l
                "cloudmodels", "sortquiz", "awserrors", "ec2states", "policies", "policyjson", "policycheck", "policyexplain", "policydecide",
                "pipeline", "pipelinedef", "pipelinerules", "pipelinerun", "pipelineactions", "pipelinedeploy",
                "pipelineview", "courseapps",
-               "gradeclass", "gradelimits", "gradesandbox", "gradeworker"}
+               "gradeclass", "gradelimits", "gradesandbox", "gradeworker",
+               "gradeinput", "gradeimage", "gradekernel", "gradereport", "gradeoutputs", "gradequeue", "gradeswarm"}
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES)
 

@@ -58,7 +58,8 @@ def _grade(a) -> int:
 
     given = {k: getattr(a, k) for k in ("timeout", "cell_timeout", "memory", "cpus") if getattr(a, k) is not None}
     grade(a.submissions, a.assignment, a.out, workers=a.workers, limits=GradeLimits(**given),
-          students=a.student or None, questions=a.question or None)  # it prints its progress and summary
+          students=a.student or None, questions=a.question or None, cluster="swarm" if a.swarm else "local",
+          image=a.image)  # it prints its progress and summary
     return 0
 
 
@@ -101,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cell-timeout", type=float, help="seconds for one cell (default 60)")
     s.add_argument("--memory", help="memory of one sandbox, e.g. 1g (default)")
     s.add_argument("--cpus", type=float, help="CPU cores of one sandbox (default 1)")
+    s.add_argument("--swarm", action="store_true",
+                   help="run the sandboxes as one Docker Swarm job (turns on a one-node swarm if needed)")
+    s.add_argument("--image", help="the sandbox image to run (default: built here); on a cluster, pushed to a registry")
     s.set_defaults(func=_grade)
 
     s = sub.add_parser("vm-assets", help="fetch the kernel and build the initramfs for the VM lesson")

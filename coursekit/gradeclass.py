@@ -30,6 +30,10 @@ checks). ``grader error`` results (the engine failed, not the student) are alway
 :class:`~coursekit.gradelimits.GradeLimits`); a submission that crashes, hangs, floods its output
 or exhausts its memory gets its own status and costs no other student anything.
 
+**On a cluster**, ``cluster="swarm"`` runs the same sandboxes as the tasks of one Docker Swarm
+job that pull the submissions from a work list (:mod:`coursekit.gradeswarm`); only that step
+differs, the results are the same. The files are written by :mod:`coursekit.gradeoutputs`.
+
 **Answers that need the engine** (a Dockerfile...) are collected as text in the sandbox, then
 built and run here by their checks (:func:`coursekit.dockerfile_answers.try_dockerfile` with
 :class:`~coursekit.sandboxlimits.Limits`): build steps on the default bridge (``RUN apt-get``
@@ -42,10 +46,8 @@ Lesson: none (the instructor's side: issue 7).
 """
 from __future__ import annotations
 
-import csv
 import json
 import os
-import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -57,13 +59,14 @@ from . import checks as ck
 from . import engine, grading
 from .errors import CoursekitError
 from .gradelimits import GradeLimits
+from .gradeoutputs import FEEDBACK, GRADEBOOK, NEEDS_ENGINE_NOTE, PLOT, feedback, plot_class, write_outputs
 from .gradesandbox import (GRADED, GRADER_ERROR, Assignment, Submission, SubmissionGrade, grader_image,
                            load_assignment, run_one, stop_all, zero_grade)
 
-STATE, GRADEBOOK, LOG, PLOT, FEEDBACK = "state.jsonl", "gradebook.csv", "grade.log", "class.png", "feedback"
-NEEDS_ENGINE_NOTE = ("this answer's code talks to the Docker engine, and the grading sandbox has none (by design), "
-                     "so it could not be run there: it scores 0 here; ask your instructor to grade it where an "
-                     "engine runs")
+STATE, LOG = "state.jsonl", "grade.log"
+__all__ = ["grade", "find_submissions", "ClassResult", "write_outputs", "feedback", "plot_class", "NEEDS_ENGINE_NOTE",
+           "CLUSTERS", "STATE", "LOG", "GRADEBOOK", "PLOT", "FEEDBACK"]
+CLUSTERS = ("local", "swarm")
 
 
 # --------------------------------------------------------------------------- finding the class
@@ -161,13 +164,17 @@ def _rescore(result: SubmissionGrade, assignment: Assignment, names: Iterable[st
 def grade(submissions_dir: str | os.PathLike, assignment: str | os.PathLike, out_dir: str | os.PathLike,
           workers: int | None = None, limits: GradeLimits | None = None, *, students: list[str] | None = None,
           questions: list[str] | None = None, progress: Optional[Callable[[str], None]] = print,
-          engine_available: bool | None = None) -> ClassResult:
+          engine_available: bool | None = None, cluster: str = "local", image: str | None = None) -> ClassResult:
     """Grade every submission in ``submissions_dir`` against ``assignment`` (a solution notebook).
 
     workers: sandboxes at a time (default: the number of CPU cores).
     limits: :class:`~coursekit.gradelimits.GradeLimits` (default: its defaults).
     students: only these students, run again even if done. questions: only re-score these.
     engine_available: whether questions that need the engine can be checked (default: ask it).
+    cluster: ``"local"`` (containers on this engine) or ``"swarm"`` (the tasks of one Docker Swarm
+    job, :mod:`coursekit.gradeswarm`); everything else is the same.
+    image: the sandbox image to run (default: :func:`~coursekit.gradeimage.grader_image`, built here);
+    on a cluster of several nodes, that image pushed to a registry the nodes pull from.
     """
     t0 = time.monotonic()
     say = progress or (lambda _m: None)
@@ -175,6 +182,9 @@ def grade(submissions_dir: str | os.PathLike, assignment: str | os.PathLike, out
     workers = workers or os.cpu_count() or 1
     if workers < 1:
         raise CoursekitError(f"workers={workers}: at least one sandbox must run", "use workers=1 or more")
+    if cluster not in CLUSTERS:
+        raise CoursekitError(f"cluster={cluster!r} is not a way of running the sandboxes",
+                             f"use one of: {', '.join(CLUSTERS)} (the command line: --swarm)")
     task = load_assignment(assignment)
     subs = {s.student: s for s in find_submissions(submissions_dir, task.name)}
     for kind, asked, known in (("student", students, subs), ("question", questions, task.questions)):
@@ -220,9 +230,10 @@ def grade(submissions_dir: str | os.PathLike, assignment: str | os.PathLike, out
     for name in res.rescored:
         writer.save(name, state[name]["key"], task.score_fingerprint, res.results[name])
     if todo:
-        image = grader_image(limits.image, say)
-        log(f"{len(todo)} to run in sandboxes of {image}")
-        _run_all(todo, task, limits, workers, engine_ok, image, res, writer, log)
+        image = image or grader_image(limits.image, say)
+        log(f"{len(todo)} to run in sandboxes of {image}" + (" as a Docker Swarm job" if cluster == "swarm" else ""))
+        record = _Recorder(task, res, writer, log, len(todo))
+        (_run_on_swarm if cluster == "swarm" else _run_all)(todo, task, limits, workers, engine_ok, image, record)
     res.results = {k: res.results[k] for k in sorted(res.results)}
     writer.compact(set(subs))
     write_outputs(res, task)
@@ -231,40 +242,65 @@ def grade(submissions_dir: str | os.PathLike, assignment: str | os.PathLike, out
     return res
 
 
-def _run_all(todo, task, limits, workers, engine_ok, image, res, writer, log) -> None:
-    done = 0
-    stopping = threading.Event()
+class _Recorder:
+    """Saves, logs and counts each result as it comes in (the same lines whichever way the sandboxes ran)."""
+
+    def __init__(self, task, res: ClassResult, writer, log, total: int):
+        self.task, self.res, self.writer, self.log, self.total = task, res, writer, log, total
+        self.keys: dict = {}
+        self.done = 0
+        self.stopping = threading.Event()
+
+    def __call__(self, sub: Submission, result: SubmissionGrade) -> None:
+        if self.stopping.is_set():
+            return
+        self.done += 1
+        self.res.results[sub.student] = result
+        self.res.ran.append(sub.student)
+        self.writer.save(sub.student, self.keys[sub.student], self.task.score_fingerprint, result)
+        t = result.timings
+        self.log(f"[{self.done}/{self.total}] {sub.student}: {result.score:g}/{result.max_score:g} {result.status}"
+                 + (f" ({result.message})" if result.message else "")
+                 + (f"; sandbox {t['sandbox']:.1f} s, first cell after {t['start_to_first_cell']:.1f} s"
+                    if "sandbox" in t and "start_to_first_cell" in t else "") + f"; total {result.seconds:.1f} s")
+
+
+def _run_all(todo, task, limits, workers, engine_ok, image, record: _Recorder) -> None:
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grade")
-    futures = {pool.submit(run_one, sub, task, limits, engine_available=engine_ok, image=image): (sub, key)
-               for sub, key in todo}
+    futures = {pool.submit(run_one, sub, task, limits, engine_available=engine_ok, image=image): sub
+               for sub, _ in todo}
+    record.keys = {sub.student: key for sub, key in todo}
     try:
         for fut in as_completed(futures):
-            sub, key = futures[fut]
+            sub = futures[fut]
             try:
                 result = fut.result()
             except Exception as exc:  # noqa: BLE001 - the grader's trouble, never the rest of the class's
                 why = exc.problem if isinstance(exc, CoursekitError) else f"{type(exc).__name__}: {exc}"
                 result = zero_grade(task, sub, GRADER_ERROR, f"the grader failed on this submission: {why}"[:500],
-                               time.monotonic())
-            if stopping.is_set():
-                continue
-            done += 1
-            res.results[sub.student] = result
-            res.ran.append(sub.student)
-            writer.save(sub.student, key, task.score_fingerprint, result)
-            t = result.timings
-            log(f"[{done}/{len(todo)}] {sub.student}: {result.score:g}/{result.max_score:g} {result.status}"
-                + (f" ({result.message})" if result.message else "")
-                + (f"; sandbox {t['sandbox']:.1f} s, first cell after {t['start_to_first_cell']:.1f} s"
-                   if "sandbox" in t and "start_to_first_cell" in t else "") + f"; total {result.seconds:.1f} s")
+                                    time.monotonic())
+            record(sub, result)
     except BaseException:
-        stopping.set()
+        record.stopping.set()
         pool.shutdown(wait=False, cancel_futures=True)
         stop_all()
-        log(f"interrupted after {done} of {len(todo)}: run grade() again to resume")
+        record.log(f"interrupted after {record.done} of {len(todo)}: run grade() again to resume")
         raise
     finally:
         pool.shutdown(wait=True)
+
+
+def _run_on_swarm(todo, task, limits, workers, engine_ok, image, record: _Recorder) -> None:
+    from . import gradeswarm
+
+    record.keys = {sub.student: key for sub, key in todo}
+    try:
+        gradeswarm.run([sub for sub, _ in todo], task, limits, workers, engine_available=engine_ok, image=image,
+                       on_result=record, progress=record.log)
+    except BaseException:
+        record.stopping.set()
+        record.log(f"interrupted after {record.done} of {len(todo)}: run grade() again to resume")
+        raise
 
 
 class _Log:
@@ -300,96 +336,3 @@ class _State:
             tmp = self.path.with_suffix(".tmp")
             tmp.write_text("".join(line + "\n" for line in lines))
             os.replace(tmp, self.path)
-
-
-# --------------------------------------------------------------------------- the files
-
-
-def write_outputs(res: ClassResult, task: Assignment) -> None:
-    """gradebook.csv, feedback/<student>.md and class.png from ``res.results``."""
-    names = list(task.questions)
-    with open(res.out_dir / GRADEBOOK, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["student", "status", *names, "total", "max", "notes"])
-        for student, r in res.results.items():
-            w.writerow([student, r.status, *[_num(r.questions[n].points) if n in r.questions else 0 for n in names],
-                        _num(r.score), _num(task.max_score), r.message[:300]])
-    used = set()
-    for student, r in res.results.items():
-        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", student).strip("._") or "student"
-        while slug in used:
-            slug += "_"
-        used.add(slug)
-        (res.out_dir / FEEDBACK / f"{slug}.md").write_text(feedback(r, task))
-    plot_class(res, task, res.out_dir / PLOT)
-
-
-def _num(x: float) -> str:
-    return f"{x:g}"
-
-
-def feedback(r: SubmissionGrade, task: Assignment) -> str:
-    """One student's feedback in Markdown: public checks and hints, hidden checks counted, never shown."""
-    lines = [f"# {task.name}: feedback for {r.student}", "",
-             f"**Score: {r.score:g} / {r.max_score:g}** ({r.status})", ""]
-    if r.status not in (GRADED,):
-        lines += [f"Your notebook could not be graded: {r.message}", ""]
-    notes = [c for c in r.cells if c.get("status") != "ok"]
-    if notes:
-        lines.append("Notes on your cells:")
-        for c in notes[:15]:
-            where = f"cell {c['index']}" if c.get("index") else "a check cell (put back by the grader)"
-            head = c.get("head", "").replace("`", "'")
-            where += f" (`{head}`)" if head else ""
-            lines.append(f"- {where}: {c['status']}" + (f": {c['message']}" if c.get("message") else ""))
-        lines.append("")
-    for name, g in r.questions.items():
-        q = task.questions.get(name)
-        lines += [f"## {name} · {g.points:g} / {g.max_points:g} · {g.status}", ""]
-        if q is not None and q.prompt:
-            lines += [f"*{q.prompt}*", ""]
-        lines += [f"- {m}" for m in g.messages]
-        if g.status == ck.NEEDS_ENGINE and r.answers.get(name, {}).get("status") == ck.NEEDS_ENGINE:
-            lines.append(f"- {NEEDS_ENGINE_NOTE}")
-        lines += [f"- Hint: {h}" for h in getattr(g, "hints", [])]
-        lines.append("")
-    return "\n".join(lines)
-
-
-def plot_class(res: ClassResult, task: Assignment, path: Path) -> None:
-    """class.png: how the class scored (left) and how each question went (right)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    results = list(res.results.values())
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.6))
-    top = task.max_score
-    scores = [r.score for r in results]
-    bins = [x - 0.5 for x in range(int(top) + 2)]
-    left.hist(scores, bins=bins, color="#4c72b0", edgecolor="white")
-    left.set(title=f"Scores ({len(results)} students, mean {sum(scores) / max(1, len(scores)):.1f} of {top:g})",
-             xlabel="points", ylabel="students", xlim=(-0.5, top + 0.5))
-    left.yaxis.get_major_locator().set_params(integer=True)
-    kinds = [("passed", "#2e7d32"), ("failed", "#c62828"), ("not attempted", "#9e9e9e"),
-             ("error, needs engine or not graded", "#f9a825")]
-    names = list(task.questions)
-    share = {k: [] for k, _ in kinds}
-    for n in names:
-        st = [r.questions[n].status if n in r.questions else "other" for r in results]
-        for k, _ in kinds:
-            hit = sum(s == k for s in st) if k in ("passed", "failed", "not attempted") else \
-                sum(s not in ("passed", "failed", "not attempted") for s in st)
-            share[k].append(100 * hit / max(1, len(st)))
-    start = [0.0] * len(names)
-    for k, colour in kinds:
-        right.barh(names, share[k], left=start, color=colour, label=k)
-        start = [a + b for a, b in zip(start, share[k])]
-    right.invert_yaxis()
-    right.set(title="Each question", xlabel="% of students", xlim=(0, 100))
-    right.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=8, frameon=False)
-    fig.suptitle(f"{task.name}: the class at a glance")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)

@@ -4,17 +4,28 @@ Started by :mod:`coursekit.gradesandbox` as the container's main process (PID 1)
 non-root ``grader`` user, with no network, a read-only root and ``/tmp`` as the only
 writable place. It never sees a hidden check or a solution: the host sends only the student's
 code cells, the *public* check cells of the generated exercise, and each question's answer
-expression.
+expression. The notebook itself is run by :class:`coursekit.gradekernel.Runner`.
+
+Two ways in, one way of running: **stdin** (``python3 -m coursekit.gradeworker``, one container
+per submission on this engine) or **a work list** (``python3 -m coursekit.gradeworker --queue
+URL``, a task of a Swarm job, :mod:`coursekit.gradeswarm`): the worker claims one item from the
+list over HTTP (:func:`coursekit.gradequeue.claim`) *before* any student code runs, and at the
+end posts its report back with the item's nonce (:func:`coursekit.gradequeue.deliver`) instead
+of printing it, once every other process of the sandbox has been killed.
 
 The protocol, in order:
 
 1. The worker makes itself non-dumpable (``prctl(PR_SET_DUMPABLE, 0)``): processes of the
    same user (the student's) can then neither ptrace it nor open its ``/proc/1/{mem,fd,environ}``.
+   It also sets ``no_new_privs`` on itself (inherited by every process it starts, for good):
+   where the engine could not set ``no-new-privileges`` (a Swarm service), the sandbox has it all
+   the same.
    As PID 1 of its namespace it also ignores every signal the student's code could send it
    (SIGKILL included); SIGINT and SIGTERM are ignored explicitly.
-2. It reads the request from stdin (``<length>\\n<json>``): a nonce chosen at random by the host
-   for this run, the cells, the files, the answer expressions and the limits; then it closes
-   stdin. Nothing of it is in argv, the environment or the file system.
+2. It reads the request from stdin (``<length>\\n<json>``), or claims it from the work list: a
+   nonce chosen at random by the host for this run, the cells, the files, the answer expressions
+   and the limits; then it closes stdin. Nothing of it is in argv, the environment or the file
+   system.
 3. It starts a kernel (``python3 -m coursekit.gradeworker kernel``: ipykernel with core dumps
    off, ``oom_score_adj=1000`` so that on memory exhaustion the kernel is the one killed, and
    ``nice 19`` so that a fork bomb cannot starve the worker) with stdin, stdout and stderr on
@@ -34,6 +45,7 @@ The protocol, in order:
    error; the others still count.
 6. It prints one line, ``COURSEKIT-GRADE <nonce> <json>`` (answers as JSON, at most
    ``answers_bytes``; never pickle), and exits. The host accepts only that line, with its nonce.
+   (From a work list: it kills every other process first, then posts ``<json>`` with the nonce.)
 
 What the student's code can still do is run as itself: compute any answer value it likes, which
 is just answering (the host's checks judge the value), or spoil its own run (kill its kernel,
@@ -43,7 +55,6 @@ Lesson: none (the instructor's side: issue 7, ``coursekit grade``).
 """
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import ctypes
@@ -51,17 +62,16 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 RESULT_MARKER = "COURSEKIT-GRADE"
 WORK = Path("/tmp/work")          # the kernel's folder: the notebook's files land here
 RUNTIME = Path("/tmp/.coursekit")  # kernelspec, connection files, IPython and matplotlib settings
 KERNEL_NAME = "coursekit-grader"
-PR_SET_DUMPABLE = 4
+PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 4, 38
+EXIT_UNDELIVERED = 75  # a work list's worker ran the notebook but could not hand in its report
 MPL_CACHE = Path("/opt/grader/mpl")  # built into the image (see recipes/grader/Dockerfile)
 
 # what happened to one cell, in the report
@@ -72,9 +82,12 @@ OK, ERROR, TIMED_OUT, HUNG, CRASHED, NOT_RUN = "ok", "error", "timed out", "hung
 
 
 def _harden() -> None:
-    """Not dumpable (no ptrace, no /proc/1/mem|fd|environ for the student), deaf to their signals."""
+    """Not dumpable (no ptrace, no /proc/1/mem|fd|environ for the student), no new privileges, deaf to
+    their signals."""
     with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+        libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)  # setuid programs gain nothing, for every descendant
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
         with contextlib.suppress(OSError, ValueError):
             signal.signal(sig, signal.SIG_IGN)
@@ -158,271 +171,6 @@ def _environment() -> dict:
     return env
 
 
-# --------------------------------------------------------------------------- running the cells
-
-
-def _client_class():
-    from nbclient import NotebookClient
-
-    class GraderClient(NotebookClient):
-        """Keeps no output but each cell's error, and the collector's stdout (both capped)."""
-
-        def __init__(self, *args, caps: dict, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.caps = caps
-            self.error = ""                  # the running cell's first error, "Name: message"
-            self.collected: list[str] = []   # the collector's stdout
-            self.collected_size = 0
-            self.collecting = False
-            self.pollers: set = set()
-
-        def output(self, outs, msg, display_id, cell_index):  # nbclient hook: keep (almost) nothing
-            kind = msg.get("msg_type")
-            content = msg.get("content") or {}
-            if kind == "error" and not self.error:
-                text = f"{content.get('ename', 'Error')}: {content.get('evalue', '')}"
-                self.error = text[: self.caps["message_chars"]]
-            elif kind == "stream" and self.collecting and content.get("name") == "stdout":
-                text = str(content.get("text", ""))
-                room = self.caps["answers_bytes"] + 1000 - self.collected_size
-                if room > 0:
-                    self.collected.append(text[:room])
-                    self.collected_size += min(len(text), room)
-            return None
-
-        async def _async_poll_output_msg(self, parent_msg_id, cell, cell_index):
-            # nbclient leaves the output poller of a timed-out cell running: it would swallow the
-            # next cells' output. Track the pollers so that drop_pollers() can cancel it.
-            task = asyncio.current_task()
-            self.pollers.add(task)
-            try:
-                return await super()._async_poll_output_msg(parent_msg_id, cell, cell_index)
-            finally:
-                self.pollers.discard(task)
-
-        def drop_pollers(self) -> None:
-            for task in list(self.pollers):
-                task.cancel()
-            self.pollers.clear()
-
-        def handle_comm_msg(self, outs, msg, cell_index):  # widgets: nothing to keep
-            return None
-
-        def _update_display_id(self, display_id, msg):  # no outputs kept, so none to update
-            return None
-
-    return GraderClient
-
-
-class Runner:
-    """Runs the cells (with restarts) and collects the answers; the report is a plain dict."""
-
-    def __init__(self, request: dict, started: float):
-        self.req = request
-        self.caps = request["limits"]
-        self.cells = request["cells"]          # [{"source", "index", "kind"}]
-        self.specs = request["answers"]        # [[name, expression]]
-        self.deadline = started + float(self.caps["budget"])
-        # the student's cells may not eat the time the answers need
-        self.cells_deadline = self.deadline - min(len(self.specs) * self.caps["cell_timeout"], self.caps["budget"] / 4)
-        self.answers_size = 0
-        self.skip: set[int] = set()
-        self.report: dict = {"cells": {}, "answers": {}, "restarts": 0, "events": [], "timings": {"worker": started}}
-        self.client = None
-        self.oom_before = 0
-
-    # -- time
-    def _left(self, collecting: bool = True) -> float:
-        return (self.deadline if collecting else self.cells_deadline) - time.time()
-
-    def _timeout_for(self, collecting: bool = True) -> int:
-        return max(1, int(min(self.caps["cell_timeout"], self._left(collecting))))
-
-    # -- kernel
-    def _start(self):
-        from nbformat.v4 import new_notebook
-
-        GraderClient = _client_class()
-        nb = new_notebook()
-        client = GraderClient(nb, caps=self.caps, kernel_name=KERNEL_NAME, timeout=self._timeout_for(),
-                              allow_errors=True, interrupt_on_timeout=False, record_timing=False,
-                              startup_timeout=max(10, int(min(60, self._left()))), shutdown_kernel="immediate",
-                              iopub_timeout=2, resources={"metadata": {"path": str(WORK)}})
-        self.client = client
-        null = subprocess.DEVNULL  # the kernel (the student's code) never holds the container's stdout
-        return client.setup_kernel(env=_environment(), stdin=null, stdout=null, stderr=null)
-
-    def _kernel_death(self) -> str:
-        """Why the kernel died, from its exit status."""
-        code = None
-        with contextlib.suppress(Exception):
-            code = self.client.km.provisioner.process.poll()
-        if code is None:
-            return "the kernel died"
-        if code == -signal.SIGKILL and oom_kills() > self.oom_before:
-            return f"the kernel ran out of memory (the sandbox has {self.caps.get('memory', '?')}) and was killed"
-        if code < 0:
-            sig = -code
-            why = {signal.SIGKILL: "it was killed (SIGKILL)",
-                   signal.SIGSEGV: "segmentation fault (SIGSEGV)", signal.SIGABRT: "it aborted (SIGABRT)",
-                   signal.SIGBUS: "bus error (SIGBUS)"}.get(sig, f"killed by signal {sig}")
-            return f"the kernel died: {why}"
-        return f"the kernel exited with code {code} (os._exit or a crash)"
-
-    def _probe(self, timeout: float) -> bool:
-        """True when the kernel answers a trivial cell within ``timeout`` seconds."""
-        from nbformat.v4 import new_code_cell
-
-        self.client.timeout = max(1, int(timeout))
-        cell = new_code_cell("None")
-        self.client.nb.cells = [cell]
-        try:
-            self.client.execute_cell(cell, 0)
-            return True
-        except Exception:  # noqa: BLE001 - timeout or dead kernel: either way, not answering
-            self.client.drop_pollers()
-            return False
-
-    def _interrupt(self) -> bool:
-        from nbclient.util import run_sync
-
-        with contextlib.suppress(Exception):
-            run_sync(self.client.km.interrupt_kernel)()
-        return self._probe(self.caps["interrupt_grace"])
-
-    def _run_cell(self, source: str, *, collecting: bool = False) -> tuple[str, str]:
-        """(status, message) of one cell; raises _Restart when the kernel must be replaced."""
-        from nbclient.exceptions import CellTimeoutError, DeadKernelError
-        from nbformat.v4 import new_code_cell
-
-        client = self.client
-        if self._left(collecting) < 1:
-            return NOT_RUN, "the time for the whole notebook ran out before this cell"
-        client.timeout = self._timeout_for(collecting)
-        client.collecting, client.collected, client.collected_size, client.error = collecting, [], 0, ""
-        cell = new_code_cell(source)
-        client.nb.cells = [cell]  # nbclient writes the cell back at its index: a one-cell notebook
-        self.oom_before = oom_kills()
-        try:
-            client.execute_cell(cell, 0)
-        except DeadKernelError:
-            why = self._kernel_death()
-            kill_the_rest()  # whatever the kernel started (a fork bomb's children...) goes now, not later
-            raise _Restart(CRASHED, why) from None
-        except CellTimeoutError:
-            limit = client.timeout
-            client.drop_pollers()
-            if self._interrupt():
-                return TIMED_OUT, f"it ran longer than {limit} s and was interrupted"
-            kill_the_rest()
-            raise _Restart(HUNG, f"it ran longer than {limit} s and did not stop when interrupted") from None
-        except Exception as exc:  # noqa: BLE001 - the kernel stopped answering in some other way
-            kill_the_rest()
-            raise _Restart(CRASHED, f"the kernel stopped answering ({type(exc).__name__})") from None
-        if client.error:
-            return ERROR, client.error
-        return OK, ""
-
-    # -- the whole run
-    def run(self) -> dict:
-        attempts = int(self.caps["restarts"]) + 1
-        for attempt in range(attempts):
-            self.report["restarts"] = attempt
-            if self._attempt(last=attempt == attempts - 1):
-                break
-        for name, _ in self.specs:
-            self.report["answers"].setdefault(name, {"status": "error", "message": (
-                "no answer could be collected: the kernel crashed or hung too often, or the time ran out "
-                "(see the notes on your cells)")})
-        self.report["timings"]["end"] = time.time()
-        return self.report
-
-    def _attempt(self, last: bool) -> bool:
-        """One kernel: replay the cells (without the skipped ones), then collect; True when done."""
-        kill_the_rest()
-        _wipe_tmp()
-        _prepare_tmp(self.req)
-        timings = self.report["timings"]
-        try:
-            with self._start():
-                timings.setdefault("kernel_ready", time.time())
-                for pos, cell in enumerate(self.cells):
-                    if pos in self.skip:
-                        continue
-                    timings.setdefault("first_cell", time.time())
-                    try:
-                        status, message = self._run_cell(cell["source"])
-                    except _Restart as r:
-                        self._note(pos, r.status, r.message + ("; the notebook was run again without it"
-                                                               if not last else ""))
-                        self.skip.add(pos)
-                        return False
-                    self._note(pos, status, message)
-                timings.setdefault("cells_done", time.time())
-                self._redefine_checks()
-                return self._collect()
-        except Exception as exc:  # noqa: BLE001 - the kernel would not start (/tmp full, no PIDs left...)
-            self.report["events"].append(f"the kernel could not be started: {type(exc).__name__}: {exc}"[:300])
-            return self._left() < 5
-        finally:
-            kill_the_rest()
-
-    def _note(self, pos: int, status: str, message: str) -> None:
-        """Record a cell's outcome (only what is worth telling: not the check cells that ran fine)."""
-        cell = self.cells[pos]
-        if status == OK or len(self.report["cells"]) >= 200:
-            return
-        head = next((line.strip() for line in cell["source"].splitlines() if line.strip()), "")
-        self.report["cells"][str(pos)] = {"index": cell["index"], "kind": cell["kind"], "status": status,
-                                          "message": message, "head": head[:60]}
-
-    def _redefine_checks(self) -> None:
-        """Run the exercise's check cells again, last: answer expressions such as ``q1_try(f)`` then use
-        the course's helpers, not a student's redefinition of them (which could return hard-coded results)."""
-        for cell in self.cells:
-            if cell["kind"] == "checks":
-                with contextlib.suppress(_Restart):  # a kernel that died here fails the collection below
-                    self._run_cell(cell["source"])
-
-    def _collect(self) -> bool:
-        from .grading import collect_answers_source, parse_answers
-
-        for name, expr in self.specs:
-            if name in self.report["answers"]:
-                continue
-            source = collect_answers_source({name: SimpleNamespace(name=name, answer=expr)})
-            try:
-                status, message = self._run_cell(source, collecting=True)
-            except _Restart as r:
-                self.report["answers"][name] = {"status": "error", "message": (
-                    f"evaluating `{expr}` {'hung the kernel' if r.status == HUNG else 'crashed the kernel'}: "
-                    f"{r.message}")}
-                return False  # the remaining questions need a new kernel (and a replay of the cells)
-            if status == TIMED_OUT:
-                self.report["answers"][name] = {"status": "error", "message": (
-                    f"evaluating `{expr}` {message.replace('it ran', 'ran', 1)}: does your code loop forever or "
-                    "wait for something?")}
-                continue
-            got = parse_answers("".join(self.client.collected)).get(name)
-            if got is None:
-                why = f" ({message})" if message else ""
-                got = {"status": "error", "message": f"no answer could be collected for {name}{why}"}
-            else:
-                got = got.to_json()
-            self.answers_size += len(json.dumps(got))
-            if self.answers_size > self.caps["answers_bytes"]:
-                got = {"status": "invalid", "message": f"the answers together are bigger than "
-                                                       f"{self.caps['answers_bytes']:,} bytes as JSON"}
-            self.report["answers"][name] = got
-        return True
-
-
-class _Restart(Exception):
-    def __init__(self, status: str, message: str):
-        super().__init__(message)
-        self.status, self.message = status, message
-
-
 def _read_request(stream) -> dict:
     header = stream.readline(32)
     size = int(header.strip() or 0)
@@ -432,25 +180,42 @@ def _read_request(stream) -> dict:
     return json.loads(data)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     started = time.time()
     if not in_sandbox():
         print("coursekit grade worker: this runs only as PID 1 of a grading sandbox (non-root); "
               "use coursekit.gradesandbox.run_one", file=sys.stderr)
         return 2
     _harden()
+    queue = argv[1] if argv[:1] == ["--queue"] and len(argv) > 1 else None
     out = os.fdopen(os.dup(1), "w", encoding="utf-8")  # the host's channel; the kernel never gets it
     try:
-        request = _read_request(sys.stdin.buffer)
+        if queue:
+            from .gradequeue import claim
+
+            request = claim(queue)  # before any student code runs: one item per sandbox
+            if request is None:
+                print("coursekit grade worker: the work list has nothing left", file=sys.stderr)
+                return 0
+        else:
+            request = _read_request(sys.stdin.buffer)
     except Exception as exc:  # noqa: BLE001
-        print(f"coursekit grade worker: bad request: {exc}", file=sys.stderr)
-        return 2
+        print(f"coursekit grade worker: bad request: {exc}"[:500], file=sys.stderr)
+        return 0 if queue else 2  # a worker that got no item ends well: the job then stops sending tasks
     null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 0)  # stdin closed for good; stdout/stderr of the worker: only the worker writes there
-    nonce = request.pop("nonce")
+    nonce, item = request.pop("nonce"), request.pop("item", None)
     os.environ.update(_environment())
-    report = Runner(request, started).run()
-    text = json.dumps({"format": 1, **report}, ensure_ascii=True, separators=(",", ":"))
+    from .gradekernel import Runner
+
+    report = {"format": 1, **Runner(request, started).run()}
+    if queue:
+        kill_the_rest()  # nothing of the student's is left to see or race the report
+        from .gradequeue import deliver
+
+        return 0 if deliver(queue, item, nonce, report) else EXIT_UNDELIVERED
+    text = json.dumps(report, ensure_ascii=True, separators=(",", ":"))
     out.write(f"\n{RESULT_MARKER} {nonce} {text}\n")
     out.flush()
     kill_the_rest()
