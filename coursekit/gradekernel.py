@@ -204,7 +204,9 @@ class Runner:
         """One kernel: replay the cells (without the skipped ones), then collect; True when done."""
         kill_the_rest()
         _wipe_tmp()
-        _prepare_tmp(self.req)
+        for problem in _prepare_tmp(self.req):
+            if problem not in self.report["events"]:
+                self.report["events"].append(problem)
         timings = self.report["timings"]
         try:
             with self._start():

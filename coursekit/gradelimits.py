@@ -137,7 +137,7 @@ class GradeLimits(Limits):
         """The limits the worker inside the sandbox enforces itself (sent with the submission)."""
         return {"cell_timeout": self.cell_timeout, "interrupt_grace": self.interrupt_grace,
                 "restarts": self.restarts, "answers_bytes": self.answers_bytes,
-                "message_chars": self.message_chars, "memory": self.memory,
+                "message_chars": self.message_chars, "memory": self.memory, "tmpfs_size": self.tmpfs_size,
                 # the worker must be done (answers printed) a little before the host's wall clock ends
                 "budget": max(self.timeout - 10.0, self.timeout * 0.8)}
 

@@ -52,6 +52,8 @@ def feedback(r: SubmissionGrade, task) -> str:
              f"**Score: {r.score:g} / {r.max_score:g}** ({r.status})", ""]
     if r.status not in (GRADED,):
         lines += [f"Your notebook could not be graded: {r.message}", ""]
+    if r.events:
+        lines += ["Notes from the grader:", *[f"- {e}" for e in r.events[:10]], ""]
     notes = [c for c in r.cells if c.get("status") != "ok"]
     if notes:
         lines.append("Notes on your cells:")

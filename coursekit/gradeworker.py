@@ -141,15 +141,11 @@ def _wipe_tmp() -> None:
             shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
 
 
-def _prepare_tmp(request: dict) -> None:
-    """Write the submission's files and the kernel's settings into a fresh /tmp."""
-    WORK.mkdir(parents=True, exist_ok=True)
-    for rel, data in request.get("files", {}).items():
-        dest = (WORK / rel).resolve()
-        if not str(dest).startswith(str(WORK) + os.sep):
-            continue  # the host sends relative paths only; never write elsewhere
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(base64.b64decode(data))
+def _prepare_tmp(request: dict) -> list[str]:
+    """Write the kernel's settings, then the submission's files, into a fresh /tmp.
+
+    Returns what could not be written: a file that does not fit in /tmp (its tmpfs is small) is
+    left out, with a note, and the notebook still runs (its cells that need the file then fail)."""
     spec = RUNTIME / "jupyter" / "kernels" / KERNEL_NAME
     spec.mkdir(parents=True, exist_ok=True)
     (spec / "kernel.json").write_text(json.dumps({
@@ -159,6 +155,23 @@ def _prepare_tmp(request: dict) -> None:
         shutil.copytree(MPL_CACHE, RUNTIME / "mpl", dirs_exist_ok=True)
     (RUNTIME / "runtime").mkdir(exist_ok=True)
     (RUNTIME / "ipython").mkdir(exist_ok=True)
+    WORK.mkdir(parents=True, exist_ok=True)
+    problems = []
+    for rel, data in request.get("files", {}).items():
+        dest = (WORK / rel).resolve()
+        if not str(dest).startswith(str(WORK) + os.sep):
+            continue  # the host sends relative paths only; never write elsewhere
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(base64.b64decode(data))
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                dest.unlink()
+            limit = request.get("limits", {}).get("tmpfs_size", "")
+            problems.append(f"the file {rel} beside your notebook could not be put in the sandbox "
+                            f"({exc.strerror or exc}; /tmp holds {limit or 'little'} in all), so your notebook "
+                            "ran without it")
+    return problems
 
 
 def _environment() -> dict:

@@ -115,6 +115,7 @@ def test_hidden_checks_and_solutions_are_not_in_the_sandbox(graded, pts):
     _only_lost(r, pts, "q4")
     found = _evidence(r)
     assert found["hits"] == [] and found["files_read"] > 1000, "the search ran and found nothing"
+    assert {"/opt", "/tmp", "/home", "/root", "/etc"} <= set(found["done"]), found["done"]  # searched in full
     assert found["env"] == []
     for what in ("environ", "mem", "fd/1", "maps"):
         assert found[what] == "PermissionError", (what, found[what])

@@ -340,3 +340,21 @@ def test_nothing_is_left_and_swarm_is_as_it_was(both, swarm_before):
     if swarm.state() == "active":
         assert not cl.services.list(filters=ours)
     assert not list(engine.scratch_path().glob("grade-*"))
+
+
+def test_a_file_that_cannot_be_written_into_the_sandbox_is_left_out_with_a_note(tmp_path, monkeypatch):
+    """The worker writes the kernel's settings first, then the student's files; a file that cannot be
+    written (here: its folder's name is taken by a file; in a sandbox: /tmp is full) is left out with a
+    note for the feedback, and the kernel can still start."""
+    import base64
+
+    from coursekit import gradeworker
+
+    monkeypatch.setattr(gradeworker, "WORK", tmp_path / "work")
+    monkeypatch.setattr(gradeworker, "RUNTIME", tmp_path / "runtime")
+    data = base64.b64encode(b"x,y\n1,2\n").decode()
+    notes = gradeworker._prepare_tmp({"files": {"data.csv": data, "data.csv/inner.csv": data},
+                                      "limits": {"tmpfs_size": "64m"}})
+    assert (tmp_path / "work" / "data.csv").read_bytes() == b"x,y\n1,2\n"
+    assert len(notes) == 1 and "data.csv/inner.csv" in notes[0] and "64m" in notes[0], notes
+    assert (tmp_path / "runtime" / "jupyter" / "kernels" / gradeworker.KERNEL_NAME / "kernel.json").is_file()
