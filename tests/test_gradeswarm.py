@@ -128,36 +128,7 @@ def test_how_an_ended_task_is_told():
 
 # --------------------------------------------------------------------------- a class, locally and on the swarm
 
-PROBE = r'''
-import json, os, resource, socket
-st = dict(l.split(":", 1) for l in open("/proc/self/status").read().splitlines() if ":" in l)
-def can_write(p):
-    try:
-        open(p, "w").write("x")
-        return True
-    except OSError:
-        return False
-def first(*paths):
-    for p in paths:
-        if os.path.exists(p):
-            return open(p).read().strip()
-tries = {}
-for name, addr in {"internet": ("1.1.1.1", 53), "bridge gateway": ("172.17.0.1", 2375),
-                   "gwbridge gateway": ("172.18.0.1", 2375)}.items():
-    try:
-        socket.create_connection(addr, timeout=3).close()
-        tries[name] = "connected"
-    except OSError as exc:
-        tries[name] = type(exc).__name__
-q4 = json.dumps({"uid": os.getuid(), "cap_eff": st["CapEff"].strip(), "cap_bnd": st["CapBnd"].strip(),
-    "nnp": st["NoNewPrivs"].strip(), "interfaces": sorted(os.listdir("/sys/class/net")), "net": tries,
-    "root_writable": can_write("/usr/x") or can_write("/x"), "tmp_writable": can_write("/tmp/x"),
-    "tmp": [l.split()[3] for l in open("/proc/mounts") if l.split()[1] == "/tmp"],
-    "socket": os.path.exists("/var/run/docker.sock"), "core": resource.getrlimit(resource.RLIMIT_CORE),
-    "nofile": resource.getrlimit(resource.RLIMIT_NOFILE),
-    "memory": first("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory.max"),
-    "pids": first("/sys/fs/cgroup/pids/pids.max", "/sys/fs/cgroup/pids.max")})
-'''
+PROBE = classroom.SANDBOX_PROBE
 
 ATTACK = r'''
 import json, urllib.error, urllib.request
