@@ -254,10 +254,12 @@ def _stdout_of(cell) -> str:
 
 
 def grade_notebook(nb_path: str | os.PathLike, solution_path: str | os.PathLike, *, timeout: int = 600,
-                   kernel_name: str = "python3", engine_available: bool | None = None) -> GradeResult:
+                   kernel_name: str = "python3", engine_available: bool | None = None,
+                   executed: list | None = None) -> GradeResult:
     """Execute a submission in a fresh kernel (cwd = its folder) and score it against the solution.
 
     ``timeout`` is per cell: a cell running longer is interrupted and the rest still runs.
+    ``executed``: a list to which the executed notebook (with its outputs) is appended.
     """
     from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
@@ -292,6 +294,8 @@ def grade_notebook(nb_path: str | os.PathLike, solution_path: str | os.PathLike,
                                    "or ran out of memory", KERNEL_DIED)
     except (RuntimeError, TimeoutError) as exc:  # the kernel would not start or stopped answering
         return result(KERNEL_DIED, f"the notebook could not be run: {type(exc).__name__}: {exc}", KERNEL_DIED)
+    if executed is not None:
+        executed.append(nb)
     answers = parse_answers(_stdout_of(nb.cells[-1]))
     if not answers:
         errors = [o for o in nb.cells[-1].get("outputs", []) if o.get("output_type") == "error"]

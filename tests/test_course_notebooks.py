@@ -57,8 +57,13 @@ def test_lesson_has_the_course_structure(path):
 def test_solution_scores_full_marks_and_exercise_zero(solution):
     if not engine.available():
         pytest.fail(f"grading the Docker questions needs the engine: {engine.status().reason}")
-    full = grading.grade_notebook(solution, solution)
+    ran: list = []
+    full = grading.grade_notebook(solution, solution, executed=ran)
     assert full.status == "graded", full.message
+    # every cell of a solution runs without an error (this is the solutions' only full run in the suite)
+    errors = [(i, o.get("ename"), o.get("evalue")) for i, c in enumerate(ran[0].cells, 1) if c.cell_type == "code"
+              for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors, errors
     assert full.score == full.max_score > 0, json.dumps(full.to_dict(), indent=1, default=str)[:3000]
     student = ROOT / "exercises" / solution.name
     zero = grading.grade_notebook(student, solution)
