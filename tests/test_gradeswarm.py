@@ -250,16 +250,9 @@ def test_a_second_run_runs_nothing(both, swarm_before, tmp_path):
 
 def test_an_interrupted_swarm_run_tidies_up_and_resumes(both, swarm_before, tmp_path):
     root = both[0]
-    seen = []
-
-    def stop_after_three(line):
-        seen.append(line)
-        if sum(bool(re.match(r"\[\d+/\d+\] ", ln)) for ln in seen) == 3:
-            raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
         gradeclass.grade(root / "subs", classroom.solution(A), tmp_path / "out", workers=2, cluster="swarm",
-                         progress=stop_after_three)
+                         progress=classroom.stop_after(3))
     assert not engine.client().containers.list(all=True, filters={"label": gradeswarm.RUN_LABEL})
     assert swarm.state() == swarm_before
     saved = [json.loads(ln)["student"] for ln in (tmp_path / "out" / "state.jsonl").read_text().splitlines()]
