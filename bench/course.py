@@ -111,7 +111,9 @@ def main() -> None:
     a = ap.parse_args()
     n = 5 if a.quick else 15
 
-    from coursekit import engine, images, measure, vm
+    from coursekit.docker import engine, images
+    from coursekit.lesson import measure
+    from coursekit.lessons import vm
 
     engine_ok = engine.available()
     print(f"engine: {'yes' if engine_ok else 'no: ' + engine.status().reason}")

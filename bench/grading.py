@@ -8,7 +8,7 @@ What is compared. The same generated class (``bench/submissions.py``: 100 submis
 student's expected points known in advance) is graded twice on this machine, one grader after the
 other:
 
-* by ``coursekit.gradeclass.grade``: each submission in its own container (no network, memory, PID and
+* by ``coursekit.grading.classroom.grade``: each submission in its own container (no network, memory, PID and
   CPU caps, read-only root, non-root user, no capabilities), ``--workers`` at a time (default: the
   number of cores); the checks run outside the sandbox on the answers it hands out as JSON;
 * by ``nbgrader autograde`` 0.9 (installed once in a separate environment, see
@@ -85,8 +85,8 @@ def loudly(title: str, bad: dict, expected: dict) -> None:
 
 
 def run_coursekit(subs: Path, out: Path, workers: int, n: int, every: int) -> tuple:
-    from coursekit.gradeclass import grade
-    from coursekit.gradelimits import GradeLimits
+    from coursekit.grading.classroom import grade
+    from coursekit.grading.limits import GradeLimits
 
     def progress(line: str) -> None:
         m = re.match(r"\[(\d+)/(\d+)\] ", line)
@@ -106,7 +106,7 @@ def run_coursekit(subs: Path, out: Path, workers: int, n: int, every: int) -> tu
 
 def warm_up(tmp: Path, gen) -> float:
     """Grade one submission (builds the grading image if missing): coursekit's set-up, outside throughput."""
-    from coursekit.gradeclass import grade
+    from coursekit.grading.classroom import grade
 
     t0 = time.monotonic()
     submissions.write_class(tmp / "warm", n=1, gen=gen)
@@ -116,7 +116,7 @@ def warm_up(tmp: Path, gen) -> float:
 
 def leftovers() -> str:
     """What this process left on the engine (its own session's labels): should be nothing."""
-    from coursekit import engine
+    from coursekit.docker import engine
 
     if not engine.available():
         return "engine not answering"

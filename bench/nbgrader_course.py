@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from coursekit import assign, notebooks
+from coursekit.exercises import assign, notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = Path.home() / ".cache" / "coursekit" / "bench" / "nbgrader-venv"

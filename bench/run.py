@@ -55,7 +55,8 @@ def main() -> None:
     row("import coursekit (process, vs bare python)", imp, bare, "target: import itself < 300 ms")
     print(f"{'  import coursekit alone':<44} {(statistics.median(imp) - statistics.median(bare)) * 1000:9.1f} ms")
 
-    from coursekit import engine, measure
+    from coursekit.docker import engine
+    from coursekit.lesson import measure
 
     if engine.available():
         cl = engine.client()
@@ -86,7 +87,9 @@ def bench_buildrunner(n: int) -> None:
 
     import yaml
 
-    from coursekit import buildrunner, engine, images, measure
+    from coursekit.cicd.build import runner as buildrunner
+    from coursekit.docker import engine, images
+    from coursekit.lesson import measure
 
     image = buildrunner.DEFAULT_IMAGE
     images.ensure([image], progress=lambda s: None)
@@ -106,7 +109,8 @@ def bench_buildrunner(n: int) -> None:
 
 
 def bench_tryout(n: int) -> None:
-    from coursekit import dockerfile_answers as da, measure
+    from coursekit.dockerfile import tryout as da
+    from coursekit.lesson import measure
 
     df = ("FROM coursekit/busybox:v1\nRUN mkdir -p /www && echo hi > /www/index.html\n"
           "CMD [\"httpd\", \"-f\", \"-p\", \"8000\", \"-h\", \"/www\"]\n")

@@ -23,7 +23,8 @@ import random
 import re
 from pathlib import Path
 
-from coursekit import assign, grading, notebooks
+from coursekit.exercises import assign, notebooks
+from coursekit.grading import scoring
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "09-cloud-computing"
@@ -61,7 +62,7 @@ class Generator:
     def __init__(self, name: str = ASSIGNMENT):
         self.name = name
         self.solution = notebooks.read(solution(name))
-        self.points = {q.name: q.points for q in grading.load_questions(solution(name)).values()}
+        self.points = {q.name: q.points for q in scoring.load_questions(solution(name)).values()}
         cells = answer_cells(self.solution)
         if set(cells) != set(self.points) or any(len(v) != 1 for v in cells.values()):
             raise RuntimeError(f"{name}: expected one answer cell per question, found {cells}")

@@ -12,26 +12,26 @@ from .errors import CoursekitError
 
 
 def _doctor(a) -> int:
-    from .health import main
+    from .lesson.health import main
 
     return main(as_json=a.json)
 
 
 def _images(a) -> int:
-    from .images import main
+    from .docker.images import main
 
     return main(names=a.names or None, force=a.force) or 0
 
 
 def _clean(a) -> int:
-    from . import engine
+    from .docker import engine
 
     print(engine.clean(images=a.images))
     return 0
 
 
 def _assign(a) -> int:
-    from .assign import main
+    from .exercises.assign import main
 
     stale = main(sources=a.sources or None, out=a.out, check=a.check)
     if a.check and stale:
@@ -41,20 +41,20 @@ def _assign(a) -> int:
 
 
 def _lint(a) -> int:
-    from .dockerlint import main
+    from .dockerfile.linter import main
 
     return main(paths=a.paths, as_json=a.json)
 
 
 def _vm_assets(a) -> int:
-    from .vm import main
+    from .lessons.vm import main
 
     return main() or 0
 
 
 def _grade(a) -> int:
-    from .gradeclass import grade
-    from .gradelimits import GradeLimits
+    from .grading.classroom import grade
+    from .grading.limits import GradeLimits
 
     given = {k: getattr(a, k) for k in ("timeout", "cell_timeout", "memory", "cpus") if getattr(a, k) is not None}
     grade(a.submissions, a.assignment, a.out, workers=a.workers, limits=GradeLimits(**given),

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from coursekit import engine
+from coursekit.docker import engine
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import nbformat
 import pytest
 from fixtures.course_fixtures import SECRETS, set_source, solution_notebook, write_course
 
-from coursekit import assign, notebooks
-from coursekit.assign import SolutionFormatError, stub_solution_regions, strip_hidden_checks
+from coursekit.exercises import assign, notebooks
+from coursekit.exercises.assign import SolutionFormatError, stub_solution_regions, strip_hidden_checks
 from coursekit.errors import NotebookError
 
 
@@ -65,7 +65,7 @@ def test_hidden_checks_removed_public_kept_verbatim(exercise):
     assert not q1.endswith("\n\n") and q1.endswith("\"the result should end with '!'\"")
     # a hidden check in the middle: the rest is kept verbatim, no doubled blank line
     assert cells["q2-checks"].source == (
-        'from coursekit.checks import question, public, hidden\n'
+        'from coursekit.exercises.checks import question, public, hidden\n'
         'question("q2", answer="ports", prompt="Which ports?")\n'
         '\n'
         '@public("q2")\n'
@@ -213,7 +213,7 @@ def test_markers_in_markdown_cell_are_an_error(tmp_path):
 
 
 def test_strip_hidden_checks_forms():
-    src = ("import coursekit.checks as ck\n"
+    src = ("import coursekit.exercises.checks as ck\n"
            "ck.question('q', answer='x')\n"
            "\n"
            "@ck.hidden('q')\n"
@@ -232,7 +232,7 @@ def test_strip_hidden_checks_forms():
            "async def secret_two(a):\n"
            "    pass\n")
     out = strip_hidden_checks(src, "nb")
-    assert out == ("import coursekit.checks as ck\n"
+    assert out == ("import coursekit.exercises.checks as ck\n"
                    "ck.question('q', answer='x')\n"
                    "\n"
                    "@ck.public('q')\n"

@@ -3,9 +3,9 @@
 Each notebook in ``notebooks/`` and ``solutions/`` whose code starts the AWS sandbox
 (``aws.sandbox(``) is executed in a fresh kernel whose environment sets
 ``COURSEKIT_AWS_GUARD_LOG``. The kernel installs the guard before the first cell (an
-``exec_lines`` start-up line), so from then on :mod:`coursekit.awsguard` logs every botocore
+``exec_lines`` start-up line), so from then on :mod:`coursekit.aws.guard` logs every botocore
 request, and every socket connect, UDP send and name lookup of a non-loopback host by any
-library in the kernel, refusing those (see :func:`coursekit.awsguard.record_to`). The test
+library in the kernel, refusing those (see :func:`coursekit.aws.guard.record_to`). The test
 fails if any logged attempt went anywhere but ``127.0.0.1`` (or if the kernel never started
 recording, which would make an empty log meaningless).
 
@@ -31,13 +31,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from coursekit import awsguard
+from coursekit.aws import guard as awsguard
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = re.compile(r"\baws\.sandbox\(|from\s+coursekit\.aws\s+import\s[^\n]*\bsandbox\b")
 #: The AWS lessons named in the course plan: when one of these files exists, it must be found.
 PLANNED = ("09-cloud-computing", "10-s3", "11-ec2", "12-iam")
-START_UP = "import coursekit.awsguard as _ck_guard; _ck_guard.install(); del _ck_guard"
+START_UP = "import coursekit.aws.guard as _ck_guard; _ck_guard.install(); del _ck_guard"
 
 
 def aws_notebooks() -> list[Path]:

@@ -23,9 +23,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, EndpointConnectionError
 from botocore.httpsession import URLLib3Session
 
-import coursekit.aws as aws
-import coursekit.awsguard as awsguard
-from coursekit.awsguard import RealAWSBlocked
+import coursekit.aws.mock as aws
+import coursekit.aws.guard as awsguard
+from coursekit.aws.guard import RealAWSBlocked
 from coursekit.errors import AWSSandboxError, CoursekitError
 
 REAL_LOOKING_KEY = "AKIAIOSFODNN7EXAMPLE"
@@ -277,7 +277,7 @@ def test_f_guard_survives_kernel_style_reimport(outside):
     try:
         for k in saved:
             del sys.modules[k]
-        fresh = importlib.import_module("coursekit.awsguard")
+        fresh = importlib.import_module("coursekit.aws.guard")
         assert fresh is not awsguard
         assert fresh.installed()
         assert fresh.install() is False
@@ -349,7 +349,7 @@ def test_unknown_mode_is_a_coursekit_error():
 
 
 def test_import_coursekit_aws_is_light():
-    code = "import sys, coursekit.aws, coursekit.awsguard; print(sorted({'boto3','botocore','moto'} & set(sys.modules)))"
+    code = "import sys, coursekit.aws, coursekit.aws.guard; print(sorted({'boto3','botocore','moto'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

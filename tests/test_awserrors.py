@@ -14,8 +14,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from coursekit import aws, awserrors
-from coursekit.awserrors import AWSError, bucket_name_problems, check_bucket_name, explained
+from coursekit import aws
+from coursekit.aws import errors as awserrors
+from coursekit.aws.errors import AWSError, bucket_name_problems, check_bucket_name, explained
 
 UBUNTU = "ami-1e749f67"  # in moto's bundled us-east-1 AMI list (ubuntu-trusty-14.04, 2017)
 

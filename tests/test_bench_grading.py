@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from coursekit import assign, checks, grading, notebooks
+from coursekit.exercises import assign, checks, notebooks
+from coursekit.grading import inprocess
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import nbgrader_course  # noqa: E402
@@ -38,7 +39,7 @@ def test_every_kind_of_answer_scores_what_the_generator_expects(gen, tmp_path, m
     for i, kinds in enumerate(latin_square(gen)):
         path = tmp_path / f"student{i}" / f"{gen.name}.ipynb"
         notebooks.write(gen.notebook(kinds), path)
-        got = grading.grade_notebook(path, submissions.solution(), timeout=120)
+        got = inprocess.grade_notebook(path, submissions.solution(), timeout=120)
         want = gen.expected(kinds)
         assert got.status == "graded", str(got)
         assert {q: g.points for q, g in got.questions.items()} == {q: want[q] for q in gen.points}, (kinds, str(got))

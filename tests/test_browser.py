@@ -167,7 +167,7 @@ def test_images_and_layers_lesson_in_the_browser(lab):
         explorer = page.locator(f"{ACTIVE} .widget-vbox:has(select)").first
         explorer.scroll_into_view_if_needed()
         image, layer = explorer.locator("select").nth(0), explorer.locator("select").nth(1)
-        from coursekit import engine
+        from coursekit.docker import engine
         n_layers = len(engine.client().images.get("coursekit/busybox:v1").attrs["RootFS"]["Layers"])
         image.select_option(label="coursekit/busybox:v1")
         page.wait_for_function("([el, n]) => el.querySelectorAll('select')[1].options.length === n && "

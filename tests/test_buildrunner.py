@@ -1,4 +1,4 @@
-"""coursekit.buildrunner against the real engine and a real moto server: each test runs a buildspec from
+"""coursekit.cicd.build.runner against the real engine and a real moto server: each test runs a buildspec from
 tests/fixtures/buildspecs/runner/ on the sample project and checks one behaviour CodeBuild documents
 (or one documented difference). Lesson 08-ci-cd."""
 from __future__ import annotations
@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from coursekit import aws, buildrunner, engine
-from coursekit.buildspec import BuildspecError
+from coursekit import aws
+from coursekit.cicd.build import runner as buildrunner
+from coursekit.docker import engine
+from coursekit.cicd.build.spec import BuildspecError
 from coursekit.errors import CoursekitError
 
 pytestmark = pytest.mark.usefixtures("real_engine")

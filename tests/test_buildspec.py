@@ -1,4 +1,4 @@
-"""coursekit.buildspec: a buildspec.yml is read as CodeBuild documents it, and every mistake is reported
+"""coursekit.cicd.build.spec: a buildspec.yml is read as CodeBuild documents it, and every mistake is reported
 with the offending key, its line and a fix. No engine needed (lesson 08-ci-cd)."""
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from coursekit import buildspec
-from coursekit.artifacts import Picker
-from coursekit.buildspec import BuildspecError, FileSet
+from coursekit.cicd.build import spec as buildspec
+from coursekit.cicd.build.artifacts import Picker
+from coursekit.cicd.build.spec import BuildspecError, FileSet
 
 HERE = Path(__file__).parent / "fixtures" / "buildspecs"
 

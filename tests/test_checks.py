@@ -8,8 +8,9 @@ import pytest
 from fixtures.course_fixtures import CHECKS_Q1, CHECKS_Q2, CHECKS_Q3, set_source, write_course
 from nbclient import NotebookClient
 
-from coursekit import assign, checks, grading
-from coursekit.checks import Registry, collecting
+from coursekit.exercises import assign, checks
+from coursekit.grading import inprocess, protocol, scoring
+from coursekit.exercises.checks import Registry, collecting
 from coursekit.errors import CheckError, EngineUnavailable
 
 HIDDEN_TEXT = ("q1_secret_exact", "SECRET-HIDDEN-MESSAGE", "q2_exact_ports", "q3_secret", "answer == ",
@@ -120,7 +121,7 @@ def test_learner_exception_is_error_not_traceback(reg):
     text = repr(r)
     assert "your code raised ValueError: invalid literal for int() with base 10: 'hi'" in text
     assert "(in shout, line 2: `n = int(text)`)" in text
-    assert "Traceback" not in shown(r) and "coursekit/checks.py" not in shown(r)
+    assert "Traceback" not in shown(r) and "coursekit/exercises/checks.py" not in shown(r)
 
 
 def test_nameerror_inside_learner_function_is_an_error(reg):
@@ -159,7 +160,7 @@ def test_tuple_answers_arrive_as_lists(reg):
 
 
 def test_each_check_gets_its_own_copy():
-    reg = make_registry("from coursekit.checks import question, public\n"
+    reg = make_registry("from coursekit.exercises.checks import question, public\n"
                         "question('q', answer='x')\n"
                         "@public('q')\ndef mutate(a):\n    a.append(1)\n"
                         "@public('q')\ndef still_empty(a):\n    assert a == [], 'mutated'\n")
@@ -177,7 +178,7 @@ def test_needs_engine(reg):
 def test_answer_that_needs_the_engine_without_one():
     def no_engine():
         raise EngineUnavailable("no Docker engine here", "start Docker")
-    reg2 = make_registry("from coursekit.checks import question, public\n"
+    reg2 = make_registry("from coursekit.exercises.checks import question, public\n"
                          "question('qe', answer='hostname_of(\"x\")', needs_engine=True)\n"
                          "@public('qe')\ndef ok(a):\n    pass\n")
     r = reg2.check("qe", namespace={"hostname_of": lambda image: no_engine()})
@@ -217,7 +218,7 @@ def test_rerunning_a_check_cell_replaces_not_duplicates():
 ])
 def test_authoring_mistakes(source, words):
     with pytest.raises(CheckError) as info:
-        make_registry("from coursekit.checks import question, public, hidden\n" + source)
+        make_registry("from coursekit.exercises.checks import question, public, hidden\n" + source)
     assert words in str(info.value)
 
 
@@ -271,7 +272,7 @@ def test_in_a_kernel_solution_passes_exercise_not_attempted(tmp_path, monkeypatc
 
 def test_in_a_kernel_unknown_question_is_two_lines_not_a_traceback(tmp_path):
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("from coursekit.checks import check\ncheck('q7')")]
+    nb.cells = [nbformat.v4.new_code_cell("from coursekit.exercises.checks import check\ncheck('q7')")]
     path = tmp_path / "n.ipynb"
     nbformat.write(nb, str(path))
     out = run_notebook(path).cells[0].outputs
@@ -308,7 +309,7 @@ def submission(exercise, tmp_path, name, **sources):
 
 def test_load_questions_private_registry(course, monkeypatch):
     monkeypatch.setattr(checks, "REGISTRY", Registry())
-    qs = grading.load_questions(course[0])
+    qs = scoring.load_questions(course[0])
     assert list(qs) == ["q1", "q2", "q3"]
     assert [len(q.hidden) for q in qs.values()] == [1, 1, 1]
     assert qs["q1"].points == 2 and qs["q3"].needs_engine
@@ -317,7 +318,7 @@ def test_load_questions_private_registry(course, monkeypatch):
 
 def test_solution_scores_full_marks(course):
     solution, _ = course
-    r = grading.grade_notebook(solution, solution, engine_available=True)
+    r = inprocess.grade_notebook(solution, solution, engine_available=True)
     assert (r.status, r.score, r.max_score) == ("graded", 4, 4), str(r)
     assert all(g.status == "passed" for g in r.questions.values())
     assert r.seconds > 0
@@ -325,7 +326,7 @@ def test_solution_scores_full_marks(course):
 
 def test_untouched_exercise_scores_zero(course):
     solution, exercise = course
-    r = grading.grade_notebook(exercise, solution, engine_available=True)
+    r = inprocess.grade_notebook(exercise, solution, engine_available=True)
     assert (r.status, r.score) == ("graded", 0), str(r)
     assert [g.status for g in r.questions.values()] == ["not attempted"] * 3
 
@@ -335,7 +336,7 @@ def test_partial_answer_scores_partial(course, tmp_path):
     path = submission(exercise, tmp_path, "partial.ipynb",
                       q1_code="def shout(text):\n    return text.upper() + '!'",
                       q2_code="ports = [8080]")  # public check passes, hidden fails
-    r = grading.grade_notebook(path, solution, engine_available=True)
+    r = inprocess.grade_notebook(path, solution, engine_available=True)
     assert r.score == 2, str(r)
     q2 = r.questions["q2"]
     assert (q2.status, q2.public_passed, q2.hidden_passed) == ("failed", 1, 0)
@@ -353,9 +354,9 @@ def test_raising_cells_are_graded_others_unaffected(course, tmp_path):
                       q3_code='dockerfile = "FROM python:3.12-slim"')
     path.parent.joinpath("helper.txt").write_text("cwd is the notebook's folder")
     nb = nbformat.read(str(path), as_version=4)
-    set_source(nb, "setup", "from coursekit.checks import check\nopen('helper.txt').read()")
+    set_source(nb, "setup", "from coursekit.exercises.checks import check\nopen('helper.txt').read()")
     nbformat.write(nb, str(path))
-    r = grading.grade_notebook(path, solution, engine_available=True)
+    r = inprocess.grade_notebook(path, solution, engine_available=True)
     assert r.status == "graded" and r.score == 2, str(r)
     q1 = r.questions["q1"]
     assert q1.status == "error" and "TypeError" in q1.messages[0] and "line 2" in q1.messages[0]
@@ -364,7 +365,7 @@ def test_raising_cells_are_graded_others_unaffected(course, tmp_path):
 
 def test_needs_engine_without_engine(course):
     solution, _ = course
-    r = grading.grade_notebook(solution, solution, engine_available=False)
+    r = inprocess.grade_notebook(solution, solution, engine_available=False)
     assert r.score == 3 and r.questions["q3"].status == "needs engine" and not r.complete
 
 
@@ -372,7 +373,7 @@ def test_invalid_notebook_is_a_result_not_an_exception(course, tmp_path):
     solution, _ = course
     bad = tmp_path / "bad.ipynb"
     bad.write_text('{"cells": [')
-    r = grading.grade_notebook(bad, solution)
+    r = inprocess.grade_notebook(bad, solution)
     assert (r.status, r.score, r.max_score) == ("invalid notebook", 0, 4)
     assert str(bad) in r.message and "not valid JSON" in r.message
     assert set(r.questions) == {"q1", "q2", "q3"}
@@ -382,7 +383,7 @@ def test_cell_timeout_interrupts_and_grading_goes_on(course, tmp_path):
     solution, exercise = course
     path = submission(exercise, tmp_path, "slow.ipynb", q2_text="import time\ntime.sleep(60)",
                       q2_code="ports = [80, 443]")
-    r = grading.grade_notebook(path, solution, timeout=3, engine_available=True)
+    r = inprocess.grade_notebook(path, solution, timeout=3, engine_available=True)
     assert r.status == "graded" and r.questions["q2"].status == "passed", str(r)
     assert r.seconds < 30
 
@@ -390,30 +391,30 @@ def test_cell_timeout_interrupts_and_grading_goes_on(course, tmp_path):
 def test_kernel_that_dies_is_graded_zero(course, tmp_path):
     solution, exercise = course
     path = submission(exercise, tmp_path, "exit.ipynb", q2_text="import os\nos._exit(3)")
-    r = grading.grade_notebook(path, solution)
+    r = inprocess.grade_notebook(path, solution)
     assert (r.status, r.score) == ("kernel died", 0) and "died" in r.message
 
 
 def test_score_parse_and_collect_without_a_kernel(course):
-    qs = grading.load_questions(course[0])
+    qs = scoring.load_questions(course[0])
     ns = learner_code("def shout(text):\n    return text.upper() + '!'\nports = {1}\n")
     doc = checks.collect_answers([[q.name, q.answer] for q in qs.values()], namespace=ns)
     import json
     text = "noise\nCOURSEKIT-ANSWERS {}\n" + "COURSEKIT-ANSWERS " + json.dumps(doc) + "\n"
-    answers = grading.parse_answers(text)
+    answers = protocol.parse_answers(text)
     assert [a.status for a in answers.values()] == ["answered", "invalid", "not attempted"]
-    r = grading.score(qs, answers, engine_available=True)
+    r = scoring.score(qs, answers, engine_available=True)
     assert r.score == 2 and r.questions["q2"].status == "failed"
-    assert grading.parse_answers("nothing here") == {}
-    assert grading.parse_answers("COURSEKIT-ANSWERS {not json") == {}
+    assert protocol.parse_answers("nothing here") == {}
+    assert protocol.parse_answers("COURSEKIT-ANSWERS {not json") == {}
     hostile = {"q1": {"status": "answered", "value": {"__class__": "x", "n": [1] * 10}},
                "q2": {"status": "pwned"}, "q3": "not even a dict"}
-    r = grading.score(qs, hostile, engine_available=True)
+    r = scoring.score(qs, hostile, engine_available=True)
     assert [g.status for g in r.questions.values()] == ["failed", "error", "error"]
 
 
 def test_collector_source_is_plain_python(course):
-    qs = grading.load_questions(course[0])
-    src = grading.collect_answers_source(qs)
+    qs = scoring.load_questions(course[0])
+    src = protocol.collect_answers_source(qs)
     compile(src, "collector", "exec")
     assert "COURSEKIT-ANSWERS" in src and "shout(" in src

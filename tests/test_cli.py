@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from coursekit import engine
+from coursekit.docker import engine
 
 ROOT = Path(__file__).resolve().parents[1]
 

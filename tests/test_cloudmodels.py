@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from coursekit import cloudmodels as cm
+from coursekit.lessons import cloudmodels as cm
 from coursekit.errors import CoursekitError
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -1,10 +1,11 @@
-"""coursekit.containers against the real engine: restart policies watched, limits enforced and
+"""coursekit.lessons.containers against the real engine: restart policies watched, limits enforced and
 measured, and the plots drawn from what was measured."""
 from __future__ import annotations
 
 import pytest
 
-from coursekit import containers, engine
+from coursekit.lessons import containers
+from coursekit.docker import engine
 
 BUSYBOX, PYTHON = "coursekit/busybox:v1", "coursekit/python:3.11"
 LESSON = "test-containers"

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from coursekit import assign, engine, grading, notebooks
+from coursekit.exercises import assign, notebooks
+from coursekit.docker import engine
+from coursekit.grading import inprocess
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -58,7 +60,7 @@ def test_solution_scores_full_marks_and_exercise_zero(solution):
     if not engine.available():
         pytest.fail(f"grading the Docker questions needs the engine: {engine.status().reason}")
     ran: list = []
-    full = grading.grade_notebook(solution, solution, executed=ran)
+    full = inprocess.grade_notebook(solution, solution, executed=ran)
     assert full.status == "graded", full.message
     # every cell of a solution runs without an error (this is the solutions' only full run in the suite)
     errors = [(i, o.get("ename"), o.get("evalue")) for i, c in enumerate(ran[0].cells, 1) if c.cell_type == "code"
@@ -66,7 +68,7 @@ def test_solution_scores_full_marks_and_exercise_zero(solution):
     assert not errors, errors
     assert full.score == full.max_score > 0, json.dumps(full.to_dict(), indent=1, default=str)[:3000]
     student = ROOT / "exercises" / solution.name
-    zero = grading.grade_notebook(student, solution)
+    zero = inprocess.grade_notebook(student, solution)
     assert zero.status == "graded", zero.message
     assert zero.score == 0, json.dumps(zero.to_dict(), indent=1, default=str)[:3000]
     assert all(q.status == "not attempted" for q in zero.questions.values()), \

@@ -1,4 +1,4 @@
-"""coursekit.courseapps: the sample apps of lessons 08-ci-cd and 13-capstone, and the helpers around them.
+"""coursekit.cicd.apps: the sample apps of lessons 08-ci-cd and 13-capstone, and the helpers around them.
 
 The apps are run for real: greeter's buildspecs with the course's build runner, its Dockerfile built and
 its server asked over HTTP through a probe container; wordcount packaged the way exercise 08 asks and the
@@ -16,7 +16,10 @@ from io import BytesIO
 
 import pytest
 
-from coursekit import buildrunner, buildspec, courseapps, engine, layers, swarm
+from coursekit.cicd.build import runner as buildrunner, spec as buildspec
+from coursekit.cicd import apps as courseapps
+from coursekit.docker import engine, layers
+from coursekit.orchestrate import swarm
 from coursekit.errors import CoursekitError
 
 LESSON = "test-courseapps"

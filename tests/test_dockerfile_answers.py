@@ -1,4 +1,4 @@
-"""coursekit.dockerfile_answers against the real engine: every verdict, produced for real.
+"""coursekit.dockerfile.tryout against the real engine: every verdict, produced for real.
 
 Each test builds a tiny Dockerfile on the course's busybox image and checks the verdict and
 the facts a learner would read. The ``tryout`` fixture records every image and container id
@@ -18,10 +18,10 @@ import uuid
 
 import pytest
 
-from coursekit import dockerfile_answers as da
-from coursekit import engine
+from coursekit.dockerfile import tryout as da
+from coursekit.docker import engine
 from coursekit.errors import CoursekitError
-from coursekit.sandboxlimits import Limits
+from coursekit.dockerfile.limits import Limits
 
 pytestmark = pytest.mark.usefixtures("real_engine")
 BUSYBOX = "coursekit/busybox:v1"
@@ -309,7 +309,7 @@ def test_a_fixed_host_port_that_is_taken_is_an_error_naming_it(tryout):
 
 
 def test_doctests():
-    from coursekit import sandboxlimits
+    from coursekit.dockerfile import limits as sandboxlimits
 
     for module in (da, sandboxlimits):
         assert doctest.testmod(module).failed == 0, module.__name__

@@ -1,11 +1,12 @@
-"""coursekit.dockerfiles against the real engine: contexts and .dockerignore, build args, the
+"""coursekit.lessons.dockerfiles against the real engine: contexts and .dockerignore, build args, the
 cache after an edit, PID 1 and docker stop, health status, and that nothing is left behind."""
 from __future__ import annotations
 
 import pytest
 
-from coursekit import dockerfiles, engine, layers
-from coursekit.dockerlint import lint
+from coursekit.lessons import dockerfiles
+from coursekit.docker import engine, layers
+from coursekit.dockerfile.linter import lint
 from coursekit.errors import CoursekitError
 
 JUNK = {"app.py": "print('hi')\n", "notes.md": "private\n", "data/dump.sql": b"\0" * 300_000,

@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import doctest
 import json
-from pathlib import Path
 
 import pytest
 
-from coursekit import dockerlint, dockerparse
-from coursekit.dockerlint import RULES, lint, main
+from coursekit.docker import images
+from coursekit.dockerfile import linter as dockerlint, syntax as dockerparse
+from coursekit.dockerfile.linter import RULES, lint, main
 from coursekit.errors import CoursekitError
 
-RECIPES = sorted((Path(dockerlint.__file__).parent / "recipes").glob("*/Dockerfile"))
+RECIPES = sorted(images.RECIPES.glob("*/Dockerfile"))
+assert RECIPES, f"no recipes found under {images.RECIPES}"
 
 # Runs as a user, so CK302 stays quiet in the single-rule cases below.
 TAIL = "\nUSER app\n"

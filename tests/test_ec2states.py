@@ -5,7 +5,8 @@ import doctest
 
 import pytest
 
-from coursekit import aws, ec2states
+from coursekit import aws
+from coursekit.lessons import ec2states
 from coursekit.errors import CoursekitError
 
 UBUNTU = "ami-1e749f67"

@@ -7,7 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from coursekit import aws, ecr
+from coursekit import aws
+from coursekit.aws import ecr
 from coursekit.errors import CoursekitError
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=timezone.utc)

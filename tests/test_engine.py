@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from coursekit import engine
+from coursekit.docker import engine
 from coursekit.errors import CoursekitError
 
 TINY = "coursekit/busybox:v1"

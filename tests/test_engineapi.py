@@ -1,4 +1,4 @@
-"""coursekit.engineapi against the real Docker engine: the raw API says what the SDK says,
+"""coursekit.docker.rawapi against the real Docker engine: the raw API says what the SDK says,
 errors name the socket and a fix, and a container made by hand leaves nothing behind."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from coursekit import engine, engineapi
+from coursekit.docker import engine, rawapi as engineapi
 from coursekit.errors import CoursekitError, EngineUnavailable
 
 TINY = "coursekit/busybox:v1"

@@ -12,9 +12,10 @@ import json
 import pytest
 from fixtures.grading import classroom, hostile
 
-from coursekit import engine, gradeclass
-from coursekit import gradesandbox as gs
-from coursekit.gradelimits import GradeLimits
+from coursekit.docker import engine
+from coursekit.grading import classroom as gradeclass
+from coursekit.grading import local as gs, scoring
+from coursekit.grading.limits import GradeLimits
 
 A = hostile.A
 LIMITS = GradeLimits(cell_timeout=6, interrupt_grace=3, timeout=90, memory="512m", submission_bytes=2_000_000)
@@ -227,7 +228,7 @@ def test_a_submission_over_the_size_limit(graded):
 
 
 def test_feedback_for_everyone_never_shows_hidden_checks(graded):
-    names = [c.name for q in classroom.grading.load_questions(classroom.solution(A)).values() for c in q.hidden]
+    names = [c.name for q in scoring.load_questions(classroom.solution(A)).values() for c in q.hidden]
     files = list((graded.out_dir / "feedback").glob("*.md"))
     assert len(files) == len(graded.results)
     for f in files:

@@ -10,26 +10,29 @@ import shutil
 import pytest
 from fixtures.grading import classroom
 
-from coursekit import cli, engine, gradeclass, grading, gradelimits, notebooks
-from coursekit import gradesandbox as gs
+from coursekit import cli
+from coursekit.docker import engine
+from coursekit.grading import classroom as gradeclass, limits as gradelimits
+from coursekit.exercises import notebooks
+from coursekit.grading import inputs, local as gs, scoring
 from coursekit.errors import CoursekitError
-from coursekit.gradelimits import GradeLimits
+from coursekit.grading.limits import GradeLimits
 
 A09, A05, A12, A02 = "09-cloud-computing", "05-dockerfiles", "12-iam", "02-docker-engine"
 
 
 @pytest.fixture(scope="module")
 def a09(real_engine):
-    return gs.load_assignment(classroom.solution(A09))
+    return inputs.load_assignment(classroom.solution(A09))
 
 
 def _run(tmp_path, name, nb, assignment=None, limits=None):
     path = classroom.write(nb, tmp_path / f"{name}-{len(list(tmp_path.iterdir()))}.ipynb")
-    return gs.run_one(gs.Submission("s", path), assignment or classroom.solution(name), limits)
+    return gs.run_one(inputs.Submission("s", path), assignment or classroom.solution(name), limits)
 
 
 def _hidden_names(name):
-    return [q_check.name for q in grading.load_questions(classroom.solution(name)).values() for q_check in q.hidden]
+    return [q_check.name for q in scoring.load_questions(classroom.solution(name)).values() for q_check in q.hidden]
 
 
 # --------------------------------------------------------------------------- limits (no engine needed)
@@ -68,7 +71,7 @@ def test_the_sandbox_runs_the_exercises_public_check_cells_never_the_students(a0
     check_q1 = next(cid for cid, src, _ in a09.check_cells if 'question("q1"' in src)
     check_q3 = next(cid for cid, src, _ in a09.check_cells if 'question("q3"' in src)
     nb = classroom.student(A09, solved=["q2"], replace={check_q1: "print('my own checks')"}, drop=[check_q3])
-    cells = gs.cells_to_run(nb, a09)
+    cells = inputs.cells_to_run(nb, a09)
     text = "\n".join(c["source"] for c in cells)
     assert "my own checks" not in text
     assert [c["kind"] for c in cells].count("checks") == len(a09.check_cells)
@@ -123,7 +126,7 @@ def test_an_answer_whose_code_needs_docker_is_reported_needs_engine(tmp_path, re
     needs = {q for q, g in res.questions.items() if g.status == "needs engine"}
     assert needs and needs == {q for q, a in res.answers.items() if a["status"] == "needs engine"}
     assert all(res.questions[q].status == "passed" for q in res.questions if q not in needs)
-    text = gradeclass.feedback(res, gs.load_assignment(classroom.solution(A02)))
+    text = gradeclass.feedback(res, inputs.load_assignment(classroom.solution(A02)))
     assert gradeclass.NEEDS_ENGINE_NOTE in text
 
 
@@ -265,7 +268,7 @@ def test_dockerfile_answers_collected_without_an_engine_are_checked_once_one_ans
                              engine_available=False)
     zoe = first.results["zoe"]
     waiting = {q for q, g in zoe.questions.items() if g.status == "needs engine"}
-    assert waiting == {q.name for q in grading.load_questions(classroom.solution(A05)).values() if q.needs_engine}
+    assert waiting == {q.name for q in scoring.load_questions(classroom.solution(A05)).values() if q.needs_engine}
     assert zoe.score == zoe.max_score - sum(zoe.questions[q].max_points for q in waiting)
     again = gradeclass.grade(subs, classroom.solution(A05), tmp_path / "out", workers=1, progress=None)
     assert again.ran == [] and again.rescored == ["zoe"], "no sandbox: the saved answers are built and run"

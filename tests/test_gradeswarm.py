@@ -21,10 +21,14 @@ import time
 import pytest
 from fixtures.grading import classroom
 
-from coursekit import cli, engine, gradeclass, gradeimage, gradequeue, gradeswarm, swarm
-from coursekit import gradesandbox as gs
+from coursekit import cli
+from coursekit.docker import engine
+from coursekit.grading import (classroom as gradeclass, image as gradeimage, queue as gradequeue,
+                               swarm as gradeswarm)
+from coursekit.orchestrate import swarm
+from coursekit.grading import local as gs
 from coursekit.errors import CoursekitError
-from coursekit.gradelimits import GradeLimits
+from coursekit.grading.limits import GradeLimits
 
 A = "09-cloud-computing"
 
@@ -312,12 +316,12 @@ def test_a_file_that_cannot_be_written_into_the_sandbox_is_left_out_with_a_note(
     note for the feedback, and the kernel can still start."""
     import base64
 
-    from coursekit import gradeworker
+    from coursekit.grading.worker import hygiene as gradeworker
 
     monkeypatch.setattr(gradeworker, "WORK", tmp_path / "work")
     monkeypatch.setattr(gradeworker, "RUNTIME", tmp_path / "runtime")
     data = base64.b64encode(b"x,y\n1,2\n").decode()
-    notes = gradeworker._prepare_tmp({"files": {"data.csv": data, "data.csv/inner.csv": data},
+    notes = gradeworker.prepare_tmp({"files": {"data.csv": data, "data.csv/inner.csv": data},
                                       "limits": {"tmpfs_size": "64m"}})
     assert (tmp_path / "work" / "data.csv").read_bytes() == b"x,y\n1,2\n"
     assert len(notes) == 1 and "data.csv/inner.csv" in notes[0] and "64m" in notes[0], notes

@@ -3,9 +3,9 @@ import doctest
 
 import pytest
 
-from coursekit import imagenames
+from coursekit.docker import names as imagenames
 from coursekit.errors import CoursekitError
-from coursekit.imagenames import parse
+from coursekit.docker.names import parse
 
 D = "sha256:" + "ab" * 32
 

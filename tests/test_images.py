@@ -1,4 +1,4 @@
-"""coursekit.images against the real engine: the course images exist, run, and are made offline.
+"""coursekit.docker.images against the real engine: the course images exist, run, and are made offline.
 
 The course images are left in place (they are a cache other tests use); only the
 test-specific tags these tests create are removed.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from coursekit import engine, images, imagebuild
+from coursekit.docker import engine, images, offline as imagebuild
 from coursekit.errors import ImageProvisioningError
 
 needs_engine = pytest.mark.skipif(not engine.available(), reason="no Docker engine answers here")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from coursekit import notebooks
+from coursekit.exercises import notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = (ROOT / "docs" / "instructors.md").read_text()

@@ -6,7 +6,8 @@ import uuid
 import pytest
 import yaml
 
-from coursekit import engine, kube, swarm
+from coursekit.docker import engine
+from coursekit.orchestrate import kube, swarm
 from coursekit.errors import CoursekitError
 
 WEB = kube.App("web", "coursekit/busybox:v1",

@@ -1,4 +1,4 @@
-"""coursekit.layers against the real engine: history, docker save, whiteouts, shared layers, build cache.
+"""coursekit.docker.layers against the real engine: history, docker save, whiteouts, shared layers, build cache.
 
 Every image these tests build has a unique tag and the scratch label; the fixtures remove
 them, and the last test checks that no image or container they made is left behind.
@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from coursekit import engine, layers
+from coursekit.docker import engine, layers
 
 pytestmark = pytest.mark.skipif(not engine.available(), reason="no Docker engine answers here")
 BUSYBOX = "coursekit/busybox:v1"

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from coursekit import engine
+from coursekit.docker import engine
 
 
 def _ours():
@@ -19,7 +19,7 @@ def _ours():
         found += [f"service {s.name}" for s in cl.services.list(filters=flt)]
     except Exception:  # not a swarm manager: no services
         pass
-    from coursekit import swarm
+    from coursekit.orchestrate import swarm
     if swarm.state() == "active" and swarm.is_ours():
         found.append("swarm mode, turned on by coursekit")
     found += [f"image tag {t}" for i in cl.api.images() for t in i.get("RepoTags") or []

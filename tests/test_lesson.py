@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from coursekit import engine, lesson
+from coursekit.docker import engine
+from coursekit import lesson
 
 
 @pytest.fixture

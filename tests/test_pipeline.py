@@ -1,4 +1,4 @@
-"""coursekit.pipeline run for real: a git repository in tmp -> CodeBuild unit tests -> a release check
+"""coursekit.cicd.pipeline run for real: a git repository in tmp -> CodeBuild unit tests -> a release check
 -> a deployed container that answers HTTP; failures stop the pipeline, retry() resumes it; actions with
 the same runOrder run side by side; a Swarm service rolled to a pushed digest; the pictures; nothing left
 behind. Real engine, real moto (in-process). Lesson 08-ci-cd."""
@@ -17,7 +17,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from coursekit import aws, engine, pipeline, swarm
+from coursekit import aws
+from coursekit.docker import engine
+from coursekit.cicd import pipeline
+from coursekit.orchestrate import swarm
 
 pytestmark = pytest.mark.usefixtures("real_engine")
 HERE = Path(__file__).parent / "fixtures" / "pipelines"
@@ -192,7 +195,7 @@ def test_the_view_renders_as_static_html_in_an_executed_notebook(tmp_path):
     (a failed source) stays as it was, and the retry draws a new one that follows the resumed execution."""
     from nbclient import NotebookClient
 
-    first = (f"import coursekit.aws, coursekit.pipeline as p\nsb = coursekit.aws.sandbox()\n"
+    first = (f"import coursekit.aws, coursekit.cicd.pipeline as p\nsb = coursekit.aws.sandbox()\n"
              f"ex = p.Pipeline({str(HERE / 'one_source.yml')!r}, projects={{'never': {{'buildspec': "
              f"'version: 0.2\\nphases:\\n  build:\\n    commands: [ls]\\n'}}}}).run(progress=None)")
     fix = ("import io, zipfile\ns3 = sb.client('s3')\ns3.create_bucket(Bucket='no-such-bucket')\n"

@@ -1,4 +1,4 @@
-"""coursekit.pipelinedef: CodePipeline's structural rules, each with the message a learner reads; the
+"""coursekit.cicd.pipeline.definition: CodePipeline's structural rules, each with the message a learner reads; the
 definition registered in moto's CodePipeline; what a pipeline does without a Docker engine. No engine
 is needed here (tests/test_pipeline.py runs pipelines for real). Lesson 08-ci-cd."""
 from __future__ import annotations
@@ -10,9 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from coursekit import aws, engine, pipeline, pipelinedef
+from coursekit import aws
+from coursekit.docker import engine
+from coursekit.cicd import pipeline
+from coursekit.cicd.pipeline import definition as pipelinedef
 from coursekit.errors import CoursekitError
-from coursekit.pipelinedef import PipelineError
+from coursekit.cicd.pipeline.definition import PipelineError
 
 HERE = Path(__file__).parent / "fixtures" / "pipelines"
 BAD = HERE / "malformed"

@@ -1,4 +1,4 @@
-"""coursekit.policies: malformed policies reported with the line at fault, explained line by line,
+"""coursekit.aws.iam: malformed policies reported with the line at fault, explained line by line,
 decided by AWS's rules; and, against real moto with IAM enforced, that those rules and findings
 agree with what the sandbox does (plus the gaps lesson 12 tells learners about)."""
 from __future__ import annotations
@@ -11,9 +11,10 @@ import urllib.request
 import pytest
 from botocore.exceptions import ClientError
 
-from coursekit import aws, policies
+from coursekit import aws
+from coursekit.aws import iam as policies
 from coursekit.errors import CoursekitError
-from coursekit.policies import PolicyError
+from coursekit.aws.iam import PolicyError
 
 GOOD = """{
   "Version": "2012-10-17",

@@ -1,4 +1,4 @@
-"""coursekit/postgres:15 and coursekit.postgres against the real engine: the image behaves like the
+"""coursekit/postgres:15 and coursekit.lessons.postgres against the real engine: the image behaves like the
 official one for what lesson 04 uses, and the helpers fail with messages a learner can act on."""
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import uuid
 
 import pytest
 
-from coursekit import engine, images, postgres
+from coursekit.docker import engine, images
+from coursekit.lessons import postgres
 from coursekit.errors import CoursekitError
 
 pytestmark = pytest.mark.skipif(not engine.available(), reason="no Docker engine answers here")

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from coursekit import engine, layers, registry
+from coursekit.docker import engine, layers, registry
 from coursekit.errors import CoursekitError
 
 pytestmark = pytest.mark.usefixtures("real_engine")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from coursekit.errors import CoursekitError
-from coursekit.sortquiz import SortQuiz, SortQuizError, sort_quiz
+from coursekit.lesson.sortquiz import SortQuiz, SortQuizError, sort_quiz
 
 BINS = ["IaaS", "PaaS", "SaaS"]
 

@@ -6,7 +6,8 @@ import uuid
 
 import pytest
 
-from coursekit import engine, layers, swarm
+from coursekit.docker import engine, layers
+from coursekit.orchestrate import swarm
 from coursekit.errors import CoursekitError
 
 pytestmark = pytest.mark.usefixtures("real_engine")
@@ -168,7 +169,7 @@ def test_a_task_whose_health_check_fails_is_replaced(net):
 @pytest.fixture(scope="module")
 def pushed():
     """The course registry with web:v1, web:v2 and a web:v3 whose health page is missing."""
-    from coursekit import registry
+    from coursekit.docker import registry
 
     reg = registry.start(lesson=LESSON)
     tags, digests = [], {}
@@ -239,7 +240,7 @@ def test_a_service_whose_image_cannot_be_pulled_says_why(net):
 
 
 def test_the_live_view_shows_the_tasks_as_they_change(net):
-    from coursekit import swarmview
+    from coursekit.orchestrate import swarmview
 
     n, _ = net
     svc = swarm.service(_name(), BUSYBOX, SERVE, network=n.name, replicas=2, lesson=LESSON)

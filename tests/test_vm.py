@@ -1,4 +1,4 @@
-"""coursekit.vm: a real VM is fetched, built, booted, timed, and always cleaned up.
+"""coursekit.lessons.vm: a real VM is fetched, built, booted, timed, and always cleaned up.
 
 The boot tests really run QEMU. On Debian as root (the course's build machine, whose
 set-up installs qemu-system-x86) a missing QEMU is a failure, not a skip; elsewhere the
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from coursekit import vm, vmfetch
+from coursekit.lessons import vm, vmfetch
 from coursekit.errors import CoursekitError
 
 DEBIAN_ROOT = Path("/etc/debian_version").exists() and os.geteuid() == 0

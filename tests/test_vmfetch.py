@@ -1,4 +1,4 @@
-"""coursekit.vmfetch: which archive and which kernel package, read from the machine as apt would.
+"""coursekit.lessons.vmfetch: which archive and which kernel package, read from the machine as apt would.
 
 No network here: the real download is exercised by tests/test_vm.py (as root) and by the
 Binder-style run (as a non-root user, tests/test_binder_style.py).
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from coursekit import vmfetch
+from coursekit.lessons import vmfetch
 from coursekit.errors import CoursekitError
 
 MIRROR = "http://mirror.invalid/ubuntu"   # never a real host name in the code

@@ -5,7 +5,7 @@ import socket
 
 import pytest
 
-from coursekit import engine
+from coursekit.docker import engine
 from coursekit.errors import CoursekitError
 
 pytestmark = pytest.mark.usefixtures("real_engine")
