@@ -2,8 +2,8 @@
 
 :class:`Pipeline` (:mod:`.runner`) takes a definition in CodePipeline's own shape, checked by
 :mod:`.definition` against CodePipeline's rules (:mod:`.rules`, on the data model of
-:mod:`.model`), runs it (:mod:`.execution`) through its action providers (:mod:`.actions`,
-:mod:`.deploy`) and draws it (:mod:`.view`).
+:mod:`.model`), runs it (:mod:`.execution`) through its action providers (:mod:`.providers`: the
+sources and builds of :mod:`.actions`, the deploys of :mod:`.deploy`) and draws it (:mod:`.view`).
 """
 from __future__ import annotations
 

@@ -19,6 +19,8 @@ details. The providers:
 * ``Custom/Deploy/coursekit-Container`` and ``Custom/Deploy/coursekit-Swarm`` (ours): see
   :mod:`coursekit.cicd.pipeline.deploy`.
 
+:mod:`coursekit.cicd.pipeline.providers` puts both tables together and runs an action.
+
 Lesson: ``08-ci-cd``.
 """
 from __future__ import annotations
@@ -35,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import CoursekitError
-from .definition import ActionDef
+from .model import ActionDef
 
 PIPELINE_LABEL = "org.coursekit.pipeline"
 
@@ -92,20 +94,6 @@ def unzip(data: bytes, dest: Path) -> list[str]:
             if mode and not info.is_dir():
                 target.chmod(mode & 0o777)
         return [i.filename for i in zf.infolist() if not i.is_dir()]
-
-
-def run(ctx: Context) -> None:
-    """Run the action's provider."""
-    from .deploy import container_deploy, swarm_deploy
-
-    handlers = {**_HANDLERS, ("Custom", "Deploy", "coursekit-Container"): container_deploy,
-                ("Custom", "Deploy", "coursekit-Swarm"): swarm_deploy}
-    t = ctx.action.type
-    handler = handlers.get((t.owner, t.category, t.provider)) if t else None
-    if handler is None:
-        raise ActionFailed(f"coursekit cannot run {t} actions: it runs S3 and coursekit-Git sources, CodeBuild "
-                           "builds and tests, and coursekit-Container and coursekit-Swarm deploys")
-    handler(ctx)
 
 
 def _git(repo: Path, *args: str) -> bytes:
@@ -222,7 +210,8 @@ def codebuild(ctx: Context) -> None:
         ctx.outputs[a.outputs[0]] = (result.artifact.data, result.build_id)
 
 
-_HANDLERS: dict[tuple[str, str, str], Callable[[Context], None]] = {
+#: What runs each source, build and test action type (the deploys are :data:`.deploy.PROVIDERS`).
+PROVIDERS: dict[tuple[str, str, str], Callable[[Context], None]] = {
     ("Custom", "Source", "coursekit-Git"): git_source,
     ("AWS", "Source", "S3"): s3_source,
     ("AWS", "Build", "CodeBuild"): codebuild,

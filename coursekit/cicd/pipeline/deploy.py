@@ -215,3 +215,13 @@ def _probe(ctx: Context, network: str, url: str) -> None:
         probe.remove()
     ctx.summary["answer"] = answer.strip().splitlines()[0][:200] if answer.strip() else ""
     ctx.log(f"GET {url} (from a probe on {network}) -> {ctx.summary['answer']}")
+
+
+def forget(tag: str) -> None:
+    """``tag`` was removed by someone else (``Pipeline.teardown``): not to be removed again at exit."""
+    _MADE.discard(tag)
+
+
+#: What runs each deploy action type.
+PROVIDERS = {("Custom", "Deploy", "coursekit-Container"): container_deploy,
+             ("Custom", "Deploy", "coursekit-Swarm"): swarm_deploy}

@@ -35,9 +35,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import actions as pipelineactions
+from . import actions as pipelineactions, providers
 from ...errors import CoursekitError
-from .definition import ActionDef, StageDef
+from .model import ActionDef, StageDef
 from ...ui.plots import _in_notebook
 
 IDLE, IN_PROGRESS, SUCCEEDED, FAILED, STOPPED = "Idle", "InProgress", "Succeeded", "Failed", "Stopped"
@@ -285,7 +285,7 @@ class Execution:
         ctx = pipelineactions.Context(self.pipeline, self.id, a, {}, log)
         try:
             ctx.inputs = {name: self._download(name) for name in a.inputs}
-            pipelineactions.run(ctx)
+            providers.run(ctx)
             for name, (data, revision) in ctx.outputs.items():
                 self.artifacts[name] = stored = self._store(name, data, revision, a.where)
                 log(f"Stored output artifact {name} as {stored.url} ({stored.size:,} bytes)")

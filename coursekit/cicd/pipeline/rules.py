@@ -28,10 +28,9 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
 from typing import Any
 
-from .definition import ActionDef, PipelineDef, PipelineError, StageDef
+from .model import ActionDef, ActionType, PipelineDef, PipelineError, StageDef
 
 CATEGORIES = ("Source", "Build", "Test", "Deploy", "Approval", "Invoke")
 OWNERS = ("AWS", "ThirdParty", "Custom")
@@ -51,23 +50,6 @@ _NOT_ACTED_ON = {"triggers": "the pipeline starts when you call run()", "variabl
                  "action variables are not substituted", "region": "everything runs in the sandbox's region",
                  "roleArn": "no role is assumed", "timeoutInMinutes": "actions have no time limit but the build's",
                  "executionMode": "executions run one at a time, when you call run()"}
-
-
-@dataclass(frozen=True)
-class ActionType:
-    """An action type: who owns it, its category and provider, and its artifact counts (min, max)."""
-
-    owner: str
-    category: str
-    provider: str
-    inputs: tuple[int, int]
-    outputs: tuple[int, int]
-    required: tuple[str, ...] = ()          # configuration keys (checked only where ``allowed`` is known)
-    allowed: tuple[str, ...] | None = None  # None: configuration not checked (a type coursekit does not run)
-    ours: bool = False                      # a coursekit-defined custom action type
-
-    def __str__(self) -> str:
-        return f"{self.owner}/{self.category}/{self.provider}"
 
 
 def _t(owner, category, provider, inputs, outputs, required=(), optional=None, ours=False) -> ActionType:

@@ -51,7 +51,8 @@ from typing import Any
 from . import definition as pipelinedef
 from ...errors import CoursekitError
 from .actions import PIPELINE_LABEL, ActionFailed, Project
-from .definition import PipelineDef, PipelineError, load
+from .definition import load
+from .model import PipelineDef, PipelineError
 from .rules import ACTION_TYPES
 from .execution import FAILED, IDLE, IN_PROGRESS, STOPPED, SUCCEEDED, Execution, Progress
 from .view import PipelineView, timing_chart
@@ -144,7 +145,7 @@ class Pipeline:
     def teardown(self) -> list[str]:
         """Remove what this pipeline's deploys started: containers, services, networks, images."""
         from ...docker import engine, layers
-        from .deploy import _MADE
+        from . import deploy
 
         gone: list[str] = []
         if not engine.available():
@@ -171,7 +172,7 @@ class Pipeline:
         for tag in sorted(self._images):
             with contextlib.suppress(Exception):
                 layers.remove_example(tag)
-                _MADE.discard(tag)
+                deploy.forget(tag)
                 gone.append(f"image {tag}")
         self._services.clear()
         self._networks.clear()
