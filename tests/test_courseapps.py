@@ -173,6 +173,6 @@ def test_greeters_image_serves_and_a_listener_hears_who_answers():
     finally:
         for c in (probe, app):
             if c is not None:
-                engine._remove_quietly(getattr(c, "container", c))
+                engine.remove_quietly(getattr(c, "container", c))
         net.remove()
         layers.remove_example(tag)

@@ -22,7 +22,7 @@ import pytest
 from fixtures.grading import classroom
 
 from coursekit import cli
-from coursekit.docker import engine
+from coursekit.docker import engine, labels
 from coursekit.grading import (classroom as gradeclass, image as gradeimage, queue as gradequeue,
                                swarm as gradeswarm)
 from coursekit.orchestrate import swarm
@@ -257,7 +257,7 @@ def test_an_interrupted_swarm_run_tidies_up_and_resumes(both, swarm_before, tmp_
     with pytest.raises(KeyboardInterrupt):
         gradeclass.grade(root / "subs", classroom.solution(A), tmp_path / "out", workers=2, cluster="swarm",
                          progress=classroom.stop_after(3))
-    assert not engine.client().containers.list(all=True, filters={"label": gradeswarm.RUN_LABEL})
+    assert not engine.client().containers.list(all=True, filters={"label": labels.GRADE_RUN_LABEL})
     assert swarm.state() == swarm_before
     saved = [json.loads(ln)["student"] for ln in (tmp_path / "out" / "state.jsonl").read_text().splitlines()]
     assert len(saved) == 3
@@ -299,7 +299,7 @@ def test_the_cli_option_and_a_wrong_cluster(both, tmp_path, capsys):
 def test_nothing_is_left_and_swarm_is_as_it_was(both, swarm_before):
     cl = engine.client()
     assert swarm.state() == swarm_before
-    ours = {"label": [gradeswarm.RUN_LABEL]}
+    ours = {"label": [labels.GRADE_RUN_LABEL]}
     assert not cl.containers.list(all=True, filters=ours)
     assert not cl.containers.list(all=True, filters={"label": gs.GRADE_LABEL})
     assert not cl.networks.list(filters=ours)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from coursekit.docker import engine
-from coursekit import lesson
+from coursekit.lesson import steps as lesson
 
 
 @pytest.fixture
@@ -15,7 +15,7 @@ def shown(monkeypatch):
     """No-engine mode, and everything the lesson helpers show, as (markdown, text) pairs."""
     said: list[tuple[str, str]] = []
     monkeypatch.setenv(engine.NO_ENGINE_ENV, "1")
-    monkeypatch.setattr(lesson, "_show", lambda markdown, text: said.append((markdown, text)))
+    monkeypatch.setattr(lesson, "show", lambda markdown, text: said.append((markdown, text)))
     monkeypatch.setattr(lesson, "install_notebook_handler", lambda: None)
     engine.reset()
     yield said
@@ -86,7 +86,7 @@ def test_the_fix_on_binder_does_not_only_say_unset_the_variable(shown):
 
 def test_with_an_engine_a_step_runs_and_nothing_is_shown(monkeypatch):
     said = []
-    monkeypatch.setattr(lesson, "_show", lambda markdown, text: said.append(markdown))
+    monkeypatch.setattr(lesson, "show", lambda markdown, text: said.append(markdown))
     monkeypatch.setattr(engine, "available", lambda: True)
     assert lesson.needs_engine("docker run --rm coursekit/busybox:v1 true") is True
     assert said == []

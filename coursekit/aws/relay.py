@@ -29,6 +29,7 @@ import time
 from typing import Any
 
 from ..docker import engine
+from ..docker.labels import ROLE_LABEL
 from ..errors import CoursekitError
 
 RELAY_IMAGE = "coursekit/python:3.11"
@@ -144,7 +145,7 @@ class Relay:
         self.container = engine.create(
             RELAY_IMAGE, ["python3", "-u", "-c", RELAY_SCRIPT], lesson=self.lesson, init=True,
             environment={"CK_INNER_SUBNET": subnet, "CK_CONTROL": str(CONTROL), "CK_PORT": str(PORT)},
-            ports={f"{CONTROL}/tcp": None}, labels={"org.coursekit.role": "aws-relay"})
+            ports={f"{CONTROL}/tcp": None}, labels={ROLE_LABEL: "aws-relay"})
         try:
             self.network.connect(self.container, aliases=[ALIAS])
             self.container.start()
@@ -179,7 +180,7 @@ class Relay:
             with contextlib.suppress(OSError):
                 s.close()
         if self.container is not None:
-            engine._remove_quietly(self.container)
+            engine.remove_quietly(self.container)
             self.container = None
 
     # ------------------------------------------------------------------ the pool

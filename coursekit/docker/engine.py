@@ -33,13 +33,8 @@ from typing import Any, Iterator
 from ..errors import CoursekitError, EngineUnavailable
 from .waiting import ContainerExited, host_port, log_tail, port_free, wait_http, wait_running, wait_tcp, wait_until  # noqa: F401,E501 (re-exported)
 
-#: Label keys. Every resource coursekit creates carries OWNER and SESSION.
-OWNER = "org.coursekit.owner"
-SESSION = "org.coursekit.session"
-PID = "org.coursekit.pid"
-HOST = "org.coursekit.host"
-LESSON = "org.coursekit.lesson"
-OWNER_VALUE = "coursekit"
+# The label keys (every resource coursekit creates carries OWNER and SESSION), used here and by lessons.
+from .labels import CALL, HOST, LESSON, OWNER, OWNER_VALUE, PID, SCRATCH_LABEL, SESSION  # noqa: F401 (re-exported)
 
 #: The oldest engine API the course uses (Docker 20.10: swarm jobs, --init, cgroup limits).
 MIN_API_VERSION = "1.41"
@@ -92,11 +87,11 @@ class EngineStatus:
     details: dict = field(default_factory=dict)
 
 
-def _engine_url() -> str:
+def engine_url() -> str:
     return os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
 
 
-def _how_to_get_an_engine() -> str:
+def how_to_get_an_engine() -> str:
     if sys.platform == "darwin" or sys.platform.startswith("win"):
         return ("start Docker Desktop (install it from Docker's website if needed) and wait until it says "
                 "'Engine running', then run this cell again; or carry on in no-engine mode: Docker steps "
@@ -111,22 +106,22 @@ def _classify_connect_error(exc: Exception, url: str) -> EngineStatus:
     if url.startswith("unix://"):
         path = url[len("unix://"):]
         if not os.path.exists(path):
-            return EngineStatus(False, f"no Docker engine here: nothing at {path}", _how_to_get_an_engine(), url)
+            return EngineStatus(False, f"no Docker engine here: nothing at {path}", how_to_get_an_engine(), url)
         if "Permission denied" in text or "PermissionError" in text:
             return EngineStatus(False, f"not allowed to use the Docker engine at {path}",
                                 "add your user to the 'docker' group (then log in again), or run as root", url)
         if "Connection refused" in text or "ConnectionRefused" in text:
             return EngineStatus(False, f"the Docker engine at {path} is not running (connection refused)",
-                                _how_to_get_an_engine(), url)
+                                how_to_get_an_engine(), url)
     if "timed out" in text.lower() or "timeout" in text.lower():
         return EngineStatus(False, f"the Docker engine at {url} did not answer in time",
                             "check that the engine is not stuck (restart Docker), then run this cell again", url)
     return EngineStatus(False, f"could not reach the Docker engine at {url}: {text.splitlines()[0][:200]}",
-                        _how_to_get_an_engine(), url)
+                        how_to_get_an_engine(), url)
 
 
 def _connect(timeout: int) -> tuple[Any, EngineStatus]:
-    url = _engine_url()
+    url = engine_url()
     if no_engine_forced():
         return None, EngineStatus(False, f"this session runs in no-engine mode ({NO_ENGINE_ENV}=1, as on Binder)",
                                   "run the course where a Docker engine runs (on Debian or Ubuntu as root, "
@@ -178,6 +173,11 @@ def available() -> bool:
     return status().ok
 
 
+def answered_before() -> bool:
+    """True when this process already found the engine answering; asks nothing (for exit handlers)."""
+    return _status is not None and _status.ok
+
+
 def client():
     """The shared ``docker.DockerClient``; raises :class:`EngineUnavailable` with a fix."""
     st = status()
@@ -217,7 +217,7 @@ def _merge_labels(given: Any, lesson: str | None) -> dict[str, str]:
     return base
 
 
-def _track() -> None:
+def track() -> None:
     """First resource of this process: make sure it is removed even if we are killed."""
     global _reaper, _atexit_registered
     with _lock:
@@ -226,7 +226,7 @@ def _track() -> None:
             _atexit_registered = True
         if _reaper is None or _reaper.poll() is not None:
             env = dict(os.environ)
-            env["COURSEKIT_REAPER_URL"] = _engine_url()
+            env["COURSEKIT_REAPER_URL"] = engine_url()
             try:
                 _reaper = subprocess.Popen(
                     [sys.executable, "-m", "coursekit.docker.reaper", str(os.getpid()), SESSION_ID],
@@ -284,7 +284,7 @@ def explain_docker_error(exc: Exception, *, image: str | None = None, what: str 
 
 
 @contextlib.contextmanager
-def _explained(image: str | None = None, what: str = "") -> Iterator[None]:
+def explaining(image: str | None = None, what: str = "") -> Iterator[None]:
     import docker.errors as de
     import requests.exceptions as rq
 
@@ -353,11 +353,9 @@ def _prepare_container(kwargs: dict, lesson: str | None):
     if kwargs.get("name"):
         _remove_named_container(kwargs["name"])
     cl = client()
-    _track()
+    track()
     return cl
 
-
-CALL = "org.coursekit.call"
 
 
 @contextlib.contextmanager
@@ -369,7 +367,7 @@ def _no_half_started(cl, kwargs: dict) -> Iterator[None]:
     except BaseException:
         with contextlib.suppress(Exception):
             for c in cl.containers.list(all=True, filters={"label": f"{CALL}={kwargs['labels'][CALL]}"}):
-                _remove_quietly(c)
+                remove_quietly(c)
         raise
 
 
@@ -383,14 +381,14 @@ def run(image: str, command: Any = None, *, lesson: str | None = None, **kwargs:
     if not kwargs.get("detach"):
         kwargs.setdefault("remove", True)
     cl = _prepare_container(kwargs, lesson)
-    with _explained(image, f"running {image}"), _no_half_started(cl, kwargs):
+    with explaining(image, f"running {image}"), _no_half_started(cl, kwargs):
         return cl.containers.run(image, command, **kwargs)
 
 
 def create(image: str, command: Any = None, *, lesson: str | None = None, **kwargs: Any):
     """``docker create``, labelled (then ``.start()`` it)."""
     cl = _prepare_container(kwargs, lesson)
-    with _explained(image, f"creating a container from {image}"):
+    with explaining(image, f"creating a container from {image}"):
         return cl.containers.create(image, command, **kwargs)
 
 
@@ -402,7 +400,7 @@ def container(image: str, command: Any = None, *, lesson: str | None = None, **k
     try:
         yield c
     finally:
-        _remove_quietly(c)
+        remove_quietly(c)
 
 
 def network(name: str, *, lesson: str | None = None, **kwargs: Any):
@@ -414,9 +412,9 @@ def network(name: str, *, lesson: str | None = None, **kwargs: Any):
                 return net
             raise CoursekitError(f"a network named {name!r} exists and coursekit did not create it",
                                  f"pick another name, or remove it: docker network rm {name}")
-    _track()
+    track()
     kwargs["labels"] = _merge_labels(kwargs.get("labels"), lesson)
-    with _explained(what=f"creating network {name}"):
+    with explaining(what=f"creating network {name}"):
         return cl.networks.create(name, **kwargs)
 
 
@@ -434,13 +432,13 @@ def volume(name: str | None = None, *, lesson: str | None = None, **kwargs: Any)
                                  f"pick another name, or remove it: docker volume rm {name}")
         except de.NotFound:
             pass
-    _track()
+    track()
     kwargs["labels"] = _merge_labels(kwargs.get("labels"), lesson)
-    with _explained(what="creating a volume"):
+    with explaining(what="creating a volume"):
         return cl.volumes.create(name=name, **kwargs)
 
 
-def _remove_quietly(container: Any) -> None:
+def remove_quietly(container: Any) -> None:
     """Remove a container and its anonymous volumes; never raise (runs in ``finally``)."""
     with contextlib.suppress(Exception):
         container.remove(force=True, v=True)
@@ -486,7 +484,7 @@ def ours_filter(session: str | None = None) -> dict:
 
 
 
-def _leave_our_swarm(cl, session: str | None, rep: CleanReport) -> None:
+def leave_our_swarm(cl, session: str | None, rep: CleanReport) -> None:
     """Swarm mode that coursekit turned on is turned off again once no service runs on it; the learner's stays."""
     with contextlib.suppress(Exception):
         if cl.info().get("Swarm", {}).get("LocalNodeState") != "active":
@@ -521,7 +519,7 @@ def remove_resources(cl, session: str | None = None, images: bool = False) -> Cl
         with contextlib.suppress(de.NotFound, de.APIError):
             c.remove(force=True, v=True)
             rep.containers.append((c.attrs.get("Names") or [c.id[:12]])[0].lstrip("/"))
-    _leave_our_swarm(cl, session, rep)
+    leave_our_swarm(cl, session, rep)
     for n in cl.networks.list(filters=flt):
         with contextlib.suppress(de.NotFound, de.APIError):
             n.remove()
@@ -532,7 +530,7 @@ def remove_resources(cl, session: str | None = None, images: bool = False) -> Cl
             rep.volumes.append(v.name)
     if images:
         # Images carry no session: throw-away ones are marked as scratch when built.
-        img_flt = {"label": [f"{OWNER}={OWNER_VALUE}", "org.coursekit.scratch=1"]}
+        img_flt = {"label": [f"{OWNER}={OWNER_VALUE}", f"{SCRATCH_LABEL}=1"]}
         for im in cl.images.list(filters=img_flt):
             with contextlib.suppress(de.NotFound, de.APIError):
                 cl.images.remove(im.id, force=True)
@@ -549,7 +547,7 @@ def scratch_dir() -> Path:
     """This session's temporary folder, created on demand; removed at exit or by the reaper."""
     path = scratch_path()
     path.mkdir(mode=0o700, exist_ok=True)
-    _track()
+    track()
     return path
 
 
@@ -564,7 +562,7 @@ def cleanup() -> CleanReport:
         return CleanReport()
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -585,7 +583,7 @@ def reap_dead_sessions() -> CleanReport:
         if sess in seen or lab.get(HOST) != HOST_ID:
             continue
         pid = int(lab.get(PID, "0") or 0)
-        seen[sess] = _pid_alive(pid)
+        seen[sess] = pid_alive(pid)
         if not seen[sess] and sess:
             r = remove_resources(cl, sess)
             for k in vars(rep):
@@ -598,7 +596,7 @@ def _reap_dead_scratch() -> None:
     """Temporary folders of this machine's coursekit processes that died without their reaper."""
     for path in scratch_path("").parent.glob(f"coursekit-{socket.gethostname()}-*-*"):
         pid = path.name.rsplit("-", 2)[-2]
-        if pid.isdigit() and not _pid_alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
 
 

@@ -29,17 +29,16 @@ from collections import deque
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Union
+from typing import Iterable, Iterator, Union
 
 from . import engine, offline as imagebuild
+from .labels import IMAGE_LABEL, RECIPE_LABEL, SCRATCH_LABEL, SOURCE_LABEL
 from ..errors import CoursekitError, ImageProvisioningError
+from ..ui.progress import Progress
 
 RECIPES = Path(__file__).parent / "recipes"
-IMAGE_LABEL, RECIPE_LABEL, SOURCE_LABEL = "org.coursekit.image", "org.coursekit.recipe", "org.coursekit.source"
-SCRATCH_LABEL = "org.coursekit.scratch"  # throw-away images `coursekit clean --images` removes
 BUILD_TIMEOUT = 1800  # seconds a single build request may stay silent
 
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -324,7 +323,7 @@ def ensure(names: Iterable[Union[str, Image]] | None = None, *, force: bool = Fa
     ``force`` remakes the named images even if present, from scratch (fresh build context,
     no build cache). Raises ImageProvisioningError.
     """
-    from ..lesson import modes
+    from . import hub
 
     if isinstance(names, (str, Image)):
         names = [names]
@@ -345,7 +344,7 @@ def ensure(names: Iterable[Union[str, Image]] | None = None, *, force: bool = Fa
                 reports.append(_report(cl, img.name, "present", t0, attrs=attrs))
                 continue
             if online is None:
-                online, why = modes.registry_reachable()
+                online, why = hub.registry_reachable()
                 progress(f"registry: {'reachable' if online else 'not reachable'} ({why}); "
                          f"{'pulling official images' if online else 'building recipes offline'}")
             report = None

@@ -24,14 +24,14 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Optional, Union
 
 from . import engine
 from ..errors import CoursekitError
+from .labels import SCRATCH_LABEL
+from ..ui.progress import Progress
 
 LESSON = "03-images-and-layers"
-SCRATCH_LABEL = "org.coursekit.scratch"
-Progress = Optional[Callable[[str], None]]
 
 
 class BuildFailed(CoursekitError):
@@ -363,7 +363,7 @@ class Step:
     image_id: str = ""
 
 
-def _context(dockerfile_text: str, files: Optional[dict]) -> io.BytesIO:
+def context_tar(dockerfile_text: str, files: Optional[dict]) -> io.BytesIO:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for name, data in {"Dockerfile": dockerfile_text, **(files or {})}.items():
@@ -375,7 +375,7 @@ def _context(dockerfile_text: str, files: Optional[dict]) -> io.BytesIO:
     return buf
 
 
-def _remove_ids(ids) -> None:
+def remove_ids(ids) -> None:
     """Remove images a build made (newest first); anything still used by something else stays."""
     cl = engine.client()
     for image_id in reversed(list(ids)):
@@ -410,7 +410,7 @@ def read_build_stream(stream, progress: Progress = None) -> tuple[list[Step], li
             elif line.strip() and not line.startswith((" ---> ", "Removing intermediate container")):
                 tail.append(line)
         if "error" in chunk:
-            _remove_ids(made)
+            remove_ids(made)
             step = steps[-1] if steps else Step(0, "(before the first step)")
             out = "\n".join(tail) or "(no output)"
             raise BuildFailed(f"the build failed at step {step.number}: `{step.instruction}`\n"
@@ -424,7 +424,7 @@ def _build(dockerfile_text: str, tag: str, files=None, progress: Progress = None
     """Run a classic build; return (image, steps, ids it made). On failure remove those, raise BuildFailed."""
     cl = engine.client()
     labels = {engine.OWNER: engine.OWNER_VALUE, SCRATCH_LABEL: "1"}
-    stream = cl.api.build(fileobj=_context(dockerfile_text, files), custom_context=True, tag=tag, labels=labels,
+    stream = cl.api.build(fileobj=context_tar(dockerfile_text, files), custom_context=True, tag=tag, labels=labels,
                           rm=True, forcerm=True, pull=False, nocache=nocache, decode=True)
     steps, made = read_build_stream(stream, progress)
     return cl.images.get(tag), steps, made
@@ -549,5 +549,5 @@ def time_builds(dockerfile_text: str = CACHE_DOCKERFILE, files: Optional[dict] =
             made += ids
     finally:
         remove_example(tag)
-        _remove_ids(made)  # the versions it replaced, and their own layers (cache hits are not ours: kept)
+        remove_ids(made)  # the versions it replaced, and their own layers (cache hits are not ours: kept)
     return results

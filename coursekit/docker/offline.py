@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import ImageProvisioningError
+from ..ui.progress import Progress
 
-Progress = Callable[[str], None]
 
 
 def cache_root() -> Path:

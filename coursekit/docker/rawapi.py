@@ -79,7 +79,7 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
 
 def socket_path() -> str:
     """The engine's Unix socket, from the same setting :mod:`coursekit.docker.engine` uses."""
-    url = engine._engine_url()
+    url = engine.engine_url()
     if url.startswith("unix://"):
         return url[len("unix://"):]
     raise CoursekitError(f"DOCKER_HOST is {url!r}: this helper speaks to the engine over a Unix socket only",
@@ -89,17 +89,17 @@ def socket_path() -> str:
 
 def _unreachable(exc: BaseException, path: str, timeout: float) -> EngineUnavailable:
     if isinstance(exc, FileNotFoundError):
-        return EngineUnavailable(f"no Docker engine here: there is no socket at {path}", engine._how_to_get_an_engine())
+        return EngineUnavailable(f"no Docker engine here: there is no socket at {path}", engine.how_to_get_an_engine())
     if isinstance(exc, ConnectionRefusedError):
         return EngineUnavailable(f"the Docker engine at {path} is not running (connection refused)",
-                                 engine._how_to_get_an_engine())
+                                 engine.how_to_get_an_engine())
     if isinstance(exc, PermissionError):
         return EngineUnavailable(f"not allowed to use the Docker engine's socket at {path}",
                                  "add your user to the 'docker' group (then log in again), or run as root")
     if isinstance(exc, TimeoutError):  # socket.timeout is TimeoutError since Python 3.10
         return EngineUnavailable(f"the Docker engine at {path} did not answer within {timeout:g} s",
                                  "check that the engine is not stuck (restart Docker), then run the cell again")
-    return EngineUnavailable(f"could not talk to the Docker engine at {path}: {exc}", engine._how_to_get_an_engine())
+    return EngineUnavailable(f"could not talk to the Docker engine at {path}: {exc}", engine.how_to_get_an_engine())
 
 
 def versioned(path: str, version: str) -> str:

@@ -22,16 +22,18 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from . import engine
 from ..errors import CoursekitError
+from .labels import ROLE_LABEL, SOURCE_LABEL
+from ..ui.palette import FAINT, HIGHLIGHT
+from ..ui.progress import Progress
 
 IMAGE = "coursekit/registry:2"
 NAME = "coursekit-registry"
 VOLUME = "coursekit-registry-data"
 PORT = 5000
-ROLE = "org.coursekit.role"
 CONFIG = "/etc/docker/registry/config.yml"
 #: What we accept when asking for a manifest: single-platform Docker and OCI manifests, and lists.
 MANIFEST_TYPES = ", ".join([
@@ -41,7 +43,6 @@ MANIFEST_TYPES = ", ".join([
     "application/vnd.oci.image.index.v1+json",
 ])
 
-Progress = Optional[Callable[[str], None]]
 
 
 @dataclass
@@ -184,7 +185,7 @@ class Registry:
     def source(self) -> str:
         """Where the registry program came from, in words (the image's ``org.coursekit.source`` label)."""
         labels = self.container.image.labels or {}
-        if labels.get("org.coursekit.source") == "recipe":
+        if labels.get(SOURCE_LABEL) == "recipe":
             return ("the open-source registry program (CNCF distribution, the one behind the official "
                     "registry:2 image) installed from Debian's docker-registry package, because no image "
                     "registry could be reached to pull the official image")
@@ -265,7 +266,7 @@ class Registry:
         with contextlib.suppress(Exception):
             self.untag_local()
         mounts = [m["Name"] for m in self.container.attrs.get("Mounts", []) if m.get("Type") == "volume"]
-        engine._remove_quietly(self.container)
+        engine.remove_quietly(self.container)
         for name in mounts:
             with contextlib.suppress(Exception):
                 engine.client().volumes.get(name).remove(force=True)
@@ -283,15 +284,15 @@ def _image(image: Any) -> Any:
 
 def plot_pushes(reports: dict[str, PushReport], *, title: str = "What each push sent", save: Optional[str] = None):
     """Stacked bars, one per push: bytes uploaded and bytes the registry already had (not sent)."""
-    from ..ui.plots import _finish, _plt, human_size
+    from ..ui.plots import finish, human_size, pyplot
 
-    plt = _plt()
+    plt = pyplot()
     labels = list(reports)
     sent = [reports[k].pushed_bytes / 1e6 for k in labels]
     had = [reports[k].existed_bytes / 1e6 for k in labels]
     fig, ax = plt.subplots(figsize=(8, 1.2 + 0.7 * len(labels)))
-    ax.barh(labels, sent, color="#e6550d", label="uploaded by this push")
-    ax.barh(labels, had, left=sent, color="#bdbdbd", label="already in the registry: not sent")
+    ax.barh(labels, sent, color=HIGHLIGHT, label="uploaded by this push")
+    ax.barh(labels, had, left=sent, color=FAINT, label="already in the registry: not sent")
     for i, k in enumerate(labels):
         r = reports[k]
         ax.annotate(f"sent {human_size(r.pushed_bytes)} ({len(r.pushed)} layer{'s' * (len(r.pushed) != 1)}), "
@@ -300,13 +301,13 @@ def plot_pushes(reports: dict[str, PushReport], *, title: str = "What each push 
     ax.set_xlim(0, max(s + h for s, h in zip(sent, had)) * 2.1 or 1)
     ax.set_xlabel("MB (compressed layers, as the registry stores them)")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, fontsize=8, frameon=False)
-    return _finish(plt, fig, ax, title, save)
+    return finish(plt, fig, ax, title, save)
 
 
 def running() -> Optional[Registry]:
     """This session's registry, if one is running."""
     for c in engine.client().containers.list(filters={"label": [f"{engine.SESSION}={engine.SESSION_ID}",
-                                                                f"{ROLE}=registry"]}):
+                                                                f"{ROLE_LABEL}=registry"]}):
         return Registry(c)
     return None
 
@@ -321,7 +322,7 @@ def _names() -> tuple[str, str]:
         return NAME, VOLUME
     pid = int(other.labels.get(engine.PID, "0") or 0)
     if engine.is_ours(other.labels) and other.labels.get(engine.HOST) == engine.HOST_ID and \
-            not engine._pid_alive(pid):
+            not engine.pid_alive(pid):
         return NAME, VOLUME  # left by a dead kernel: engine.run replaces it
     suffix = engine.SESSION_ID.rsplit("-", 1)[-1]
     return f"{NAME}-{suffix}", f"{VOLUME}-{suffix}"
@@ -339,7 +340,7 @@ def start(port: int = PORT, *, lesson: Optional[str] = None, timeout: float = 30
     vol = engine.volume(volume, lesson=lesson)
     host_port = port if engine.port_free(port) else None
     c = engine.run(IMAGE, detach=True, name=name, lesson=lesson, ports={"5000/tcp": host_port},
-                   labels={ROLE: "registry"},
+                   labels={ROLE_LABEL: "registry"},
                    volumes={vol.name: {"bind": "/var/lib/registry", "mode": "rw"}},
                    environment={"REGISTRY_STORAGE_DELETE_ENABLED": "true"})
     reg = Registry(c)

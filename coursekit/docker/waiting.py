@@ -72,7 +72,7 @@ def host_port(container: Any, container_port: str | int) -> int:
     return int(bindings[0]["HostPort"])
 
 
-def _exited(container: Any, doing: str) -> ContainerExited | None:
+def exited(container: Any, doing: str) -> ContainerExited | None:
     """A ContainerExited describing the container if it is no longer running, else None."""
     try:
         container.reload()
@@ -102,7 +102,7 @@ def wait_running(container: Any, timeout: float = 10.0, *, settle: float = 0.3) 
     deadline = time.monotonic() + timeout
     seen_running = None
     while True:
-        gone = _exited(container, "right after it started")
+        gone = exited(container, "right after it started")
         if gone is not None:
             raise gone
         if container.attrs.get("State", {}).get("Running"):
@@ -125,7 +125,7 @@ def _poll(attempt, port: int, what: str, timeout: float, container: Any) -> Any:
         except (OSError, http.client.HTTPException) as exc:
             last = f"{type(exc).__name__}: {exc}"
         if container is not None:
-            gone = _exited(container, f"before anything answered on port {port}")
+            gone = exited(container, f"before anything answered on port {port}")
             if gone is not None:
                 raise gone
         if time.monotonic() > deadline:

@@ -18,7 +18,8 @@ import time
 from collections import deque
 
 from ..docker import engine
-from ..docker.layers import SCRATCH_LABEL, _remove_ids
+from ..docker.labels import IMAGE_LABEL, SCRATCH_LABEL
+from ..docker.layers import remove_ids
 from ..errors import CoursekitError
 from .limits import Limits
 
@@ -66,8 +67,8 @@ def missing_base(res, df, cl) -> bool:
         except de.ImageNotFound:
             pass
         # the course's own images: tagged with their label's name (an image built FROM one inherits the label)
-        here = sorted(t for im in cl.images.list(filters={"label": "org.coursekit.image"}) for t in im.tags
-                      if t == (im.labels or {}).get("org.coursekit.image"))
+        here = sorted(t for im in cl.images.list(filters={"label": IMAGE_LABEL}) for t in im.tags
+                      if t == (im.labels or {}).get(IMAGE_LABEL))
         base = stage.image.split("/")[-1].split(":")[0].split("@")[0]
         alike = [t for t in here if t.split("/")[-1].split(":")[0] == base]
         res.verdict, res.step, res.line, res.instruction = "does not build", number, inst.line, inst.text
@@ -255,4 +256,4 @@ class BuildRun:
                           if any(im.get("ParentId", "").startswith(f"sha256:{m}") for m in self.made)]
         with contextlib.suppress(Exception):
             api.remove_image(tag, noprune=False)
-        _remove_ids(self.made)
+        remove_ids(self.made)

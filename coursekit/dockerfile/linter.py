@@ -68,6 +68,8 @@ from pathlib import Path
 
 from .syntax import Dockerfile, Instruction, Stage, parse
 from ..errors import CoursekitError
+from ..ui.notebook import html_text
+from ..ui.palette import BAD, BUSY, GOOD, WARN
 
 SEVERITIES = ("error", "warning", "info")
 RULES = {  # id -> severity; the module docstring has the table students read
@@ -92,10 +94,6 @@ class Finding:
     text: str       # the instruction as written
     reason: str     # why it is a problem, one line
     fix: str        # what to write instead, one line
-
-
-def _html(text: str) -> str:
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
 
 @dataclass
@@ -126,13 +124,13 @@ class Report:
 
     def _repr_html_(self) -> str:
         if not self.findings:
-            return f"<p style='color:#1a7f37'>✔ {html.escape(self.source)}: no problems found</p>"
-        colors = {"error": "#cf222e", "warning": "#b35900", "info": "#0969da"}
+            return f"<p style='color:{GOOD}'>✔ {html.escape(self.source)}: no problems found</p>"
+        colors = {"error": BAD, "warning": WARN, "info": BUSY}
         rows = "".join(
             f"<tr><td>{f.line}</td><td><b>{f.rule}</b></td>"
             f"<td style='color:{colors[f.severity]}'>{f.severity}</td>"
-            f"<td><code>{html.escape(_short(f.text))}</code></td><td>{_html(f.reason)}</td>"
-            f"<td>{_html(f.fix)}</td></tr>" for f in self.findings)
+            f"<td><code>{html.escape(_short(f.text))}</code></td><td>{html_text(f.reason)}</td>"
+            f"<td>{html_text(f.fix)}</td></tr>" for f in self.findings)
         c = self.to_dict()["counts"]
         summary = ", ".join(f"{n} {s}{'s' if n != 1 and s != 'info' else ''}" for s, n in c.items() if n)
         return (f"<p><b>{html.escape(self.source)}</b>: {summary}</p><table class='coursekit-lint'>"

@@ -51,19 +51,20 @@ import re
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Optional
+from typing import Optional
 
 from ..docker import engine, waiting
 from .linter import lint
 from .syntax import parse
 from ..errors import CoursekitError
-from ..docker.layers import _context
+from ..docker.layers import context_tar
 from .build import BuildRun, missing_base, refused_url
 from .limits import Limits
+from ..ui.palette import BAD, GOOD
+from ..ui.progress import Progress
 
 VERDICTS = ("ok", "syntax error", "does not build", "build timed out", "exits at once", "crashed", "hangs",
             "never answers", "http error", "unhealthy", "no healthcheck")
-Progress = Optional[Callable[[str], None]]
 ROOT_USERS = {"", "root", "0", "0:0", "root:root"}
 TAIL_INTRO = "\nits last lines of output:\n"
 
@@ -119,7 +120,7 @@ class Tryout:
 
     def _repr_html_(self) -> str:
         e = html.escape
-        color = "#1a7f37" if self.ok else "#b42318"
+        color = GOOD if self.ok else BAD
         facts = [("image size", f"{self.image_size / 1e6:.1f} MB" if self.image_size else None),
                  ("user", (self.user or "root (no USER)") if self.user is not None else None),
                  ("health", self.health), ("HTTP status", self.http_status), ("exit code", self.exit_code),
@@ -234,7 +235,7 @@ def _published(container, port: int) -> int:
     try:
         return waiting.host_port(container, port)
     except CoursekitError:
-        gone = waiting._exited(container, f"before anything answered on port {port}")
+        gone = waiting.exited(container, f"before anything answered on port {port}")
         raise gone or CoursekitError(f"the container does not publish port {port}", "report this to the course")
 
 
@@ -388,7 +389,7 @@ def try_dockerfile(dockerfile: str, files: dict | None = None, *, command: list[
         res.verdict, res.line, res.instruction = "syntax error", p.line, p.text
         res.message, res.hint = f"line {p.line}: {p.reason}{more}", p.fix
         return res
-    context = _context(dockerfile, files)
+    context = context_tar(dockerfile, files)
     if len(context.getbuffer()) > limits.context_bytes:
         res.verdict = "does not build"
         res.message = f"the build context is {len(context.getbuffer()) / 1e6:.1f} MB; the limit is " \
@@ -428,7 +429,7 @@ def try_dockerfile(dockerfile: str, files: dict | None = None, *, command: list[
         if not res.ok and res.log_tail and TAIL_INTRO not in res.message:
             res.message += f"{TAIL_INTRO}{res.log_tail}"
         for c in holder:
-            engine._remove_quietly(c)
+            engine.remove_quietly(c)
         build.remove(tag)
 
 

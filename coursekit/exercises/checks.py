@@ -70,6 +70,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from ..errors import CheckError, CoursekitError, EngineUnavailable, install_notebook_handler
+from ..ui.notebook import html_text
+from ..ui.palette import BAD, GOOD, MUTED
 
 #: Largest answer, in bytes of JSON (UTF-8), that ``check()`` and the grader accept.
 MAX_ANSWER_BYTES = 1_000_000
@@ -530,9 +532,9 @@ class CheckResult:
     __str__ = __repr__
 
     def _repr_html_(self) -> str:
-        color = {PASSED: "#2e7d32", FAILED: "#c62828", ERROR: "#c62828"}.get(self.status, "#757575")
+        color = {PASSED: GOOD, FAILED: BAD, ERROR: BAD}.get(self.status, MUTED)
         icon = "✔" if self.status == PASSED else ("✘" if self.status in (FAILED, ERROR) else "…")
-        prompt = f' <span style="color:#555">{_md(self.prompt)}</span>' if self.prompt else ""
+        prompt = f' <span style="color:{MUTED}">{html_text(self.prompt, quote=False)}</span>' if self.prompt else ""
         parts = [f'<div class="coursekit-check coursekit-{self.status.replace(" ", "-")}" '
                  f'style="border-left:4px solid {color};padding:2px 10px;margin:4px 0">',
                  f'<div><b style="color:{color}">{icon} {html.escape(self.question)}</b>{prompt}: '
@@ -540,12 +542,12 @@ class CheckResult:
         if self.items or self.messages:
             parts.append('<ul style="list-style:none;margin:2px 0;padding-left:1em">')
             for ok, text in self.items:
-                c = "#2e7d32" if ok else "#c62828"
-                parts.append(f'<li><span style="color:{c}">{"✔" if ok else "✘"}</span> {_md(text)}</li>')
-            parts += [f"<li>{_md(m)}</li>" for m in self.messages]
+                c = GOOD if ok else BAD
+                parts.append(f'<li><span style="color:{c}">{"✔" if ok else "✘"}</span> {html_text(text, quote=False)}</li>')
+            parts += [f"<li>{html_text(m, quote=False)}</li>" for m in self.messages]
             parts.append("</ul>")
         if self.hint and self.status != PASSED:
-            parts.append(f"<div><b>Hint:</b> {_md(self.hint)}</div>")
+            parts.append(f"<div><b>Hint:</b> {html_text(self.hint, quote=False)}</div>")
         parts.append("</div>")
         return "".join(parts)
 
@@ -567,11 +569,6 @@ class CheckResults(list):
 
     def _repr_html_(self) -> str:
         return f"<div><b>{html.escape(self._summary())}</b></div>" + "".join(r._repr_html_() for r in self)
-
-
-def _md(text: str) -> str:
-    """Escape for HTML, rendering `code` spans."""
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text, quote=False))
 
 
 def check_question(q: Question, namespace: dict, *, engine_available: bool | None = None) -> CheckResult:

@@ -53,7 +53,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Optional
+from typing import Iterable
 
 from ..exercises import checks as ck
 from ..docker import engine
@@ -66,6 +66,7 @@ from .local import run_one, stop_all
 from .protocol import GRADED, GRADER_ERROR
 from .report import SubmissionGrade, zero_grade
 from .scoring import QuestionGrade, score
+from ..ui.progress import Progress
 
 STATE, LOG = "state.jsonl", "grade.log"
 __all__ = ["grade", "find_submissions", "ClassResult", "write_outputs", "feedback", "plot_class", "NEEDS_ENGINE_NOTE",
@@ -167,7 +168,7 @@ def _rescore(result: SubmissionGrade, assignment: Assignment, names: Iterable[st
 
 def grade(submissions_dir: str | os.PathLike, assignment: str | os.PathLike, out_dir: str | os.PathLike,
           workers: int | None = None, limits: GradeLimits | None = None, *, students: list[str] | None = None,
-          questions: list[str] | None = None, progress: Optional[Callable[[str], None]] = print,
+          questions: list[str] | None = None, progress: Progress = print,
           engine_available: bool | None = None, cluster: str = "local", image: str | None = None) -> ClassResult:
     """Grade every submission in ``submissions_dir`` against ``assignment`` (a solution notebook).
 

@@ -21,15 +21,15 @@ import io
 import tarfile
 import threading
 from pathlib import Path
-from typing import Callable, Optional
 
 from ..docker import engine
+from ..docker.labels import SCRATCH_LABEL
 from ..errors import CoursekitError
 from .limits import GRADER_IMAGE
 from .protocol import WORKER_MODULE
+from ..ui.progress import Progress
 
 RUN_IMAGE = "coursekit/grader-run"
-Progress = Optional[Callable[[str], None]]
 
 _image_lock = threading.Lock()
 
@@ -103,8 +103,6 @@ def grader_image(base: str = GRADER_IMAGE, progress: Progress = None) -> str:
 
 
 def _build_run_image(cl, base: str, tag: str, files: list) -> None:
-    from ..docker.layers import SCRATCH_LABEL
-
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         data = _RUN_DOCKERFILE.format(base=base, worker=WORKER_MODULE).encode()

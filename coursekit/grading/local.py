@@ -58,14 +58,15 @@ import time
 from pathlib import Path
 
 from ..docker import engine
+from ..docker.labels import GRADE_LABEL
 from ..errors import CoursekitError
-from .image import Progress, grader_image
+from ..ui.progress import Progress
+from .image import grader_image
 from .inputs import Assignment, Submission, load_assignment
 from .limits import GradeLimits
 from .protocol import CRASHED, GRADED, GRADER_ERROR, OUT_OF_MEMORY, RESULT_MARKER, TIMED_OUT, WORKER_MODULE
 from .report import SubmissionGrade, check_report, graded, prepare, worker_timings, zero_grade
 
-GRADE_LABEL = "org.coursekit.grade"
 
 _running: dict = {}  # container id -> container: what stop_all() kills
 _running_lock = threading.Lock()

@@ -17,6 +17,7 @@ from pathlib import Path
 from ..exercises import checks as ck
 from .protocol import GRADED
 from .report import SubmissionGrade
+from ..ui.palette import BAD, DARK, FAINT, GOLD, GOOD
 
 GRADEBOOK, PLOT, FEEDBACK = "gradebook.csv", "class.png", "feedback"
 NEEDS_ENGINE_NOTE = ("this answer's code talks to the Docker engine, and the grading sandbox has none (by design), "
@@ -89,12 +90,11 @@ def plot_class(res, task, path: Path) -> None:
     top = task.max_score
     scores = [r.score for r in results]
     bins = [x - 0.5 for x in range(int(top) + 2)]
-    left.hist(scores, bins=bins, color="#4c72b0", edgecolor="white")
+    left.hist(scores, bins=bins, color=DARK, edgecolor="white")
     left.set(title=f"Scores ({len(results)} students, mean {sum(scores) / max(1, len(scores)):.1f} of {top:g})",
              xlabel="points", ylabel="students", xlim=(-0.5, top + 0.5))
     left.yaxis.get_major_locator().set_params(integer=True)
-    kinds = [("passed", "#2e7d32"), ("failed", "#c62828"), ("not attempted", "#9e9e9e"),
-             ("error, needs engine or not graded", "#f9a825")]
+    kinds = [("passed", GOOD), ("failed", BAD), ("not attempted", FAINT), ("error, needs engine or not graded", GOLD)]
     names = list(task.questions)
     share = {k: [] for k, _ in kinds}
     for n in names:

@@ -54,6 +54,7 @@ import time
 from typing import Callable
 
 from ..docker import engine
+from ..docker.labels import GRADE_LABEL, GRADE_RUN_LABEL
 from ..orchestrate import swarm
 from ..errors import CoursekitError
 from .inputs import Assignment, Submission
@@ -62,10 +63,8 @@ from .queue import PORT, QUEUE_MODULE, WorkList
 from .protocol import CRASHED, EXIT_UNDELIVERED, GRADER_ERROR, OUT_OF_MEMORY, TIMED_OUT, WORKER_MODULE
 from .report import (SubmissionGrade, check_report, graded,
                      prepare, worker_timings, zero_grade)
-from .local import GRADE_LABEL
 from ..dockerfile.limits import size_bytes
 
-RUN_LABEL = "org.coursekit.grade.run"
 ENDED = {"complete", "failed", "rejected", "shutdown", "orphaned", "remove"}
 POLL = 0.5            # seconds between looks at the work list and the tasks
 IDLE_END = 5.0        # seconds with items unclaimed and no task left: the job is over
@@ -98,7 +97,7 @@ def run(todo: list[Submission], assignment: Assignment, limits: GradeLimits, wor
                 job.add(sub, request)  # written to the work list now: the requests are not all kept in memory
         if job.items:
             job.start()
-            with engine._explained(what=f"following the grading job {job.name}"):
+            with engine.explaining(what=f"following the grading job {job.name}"):
                 job.watch()
     finally:
         job.remove()
@@ -111,7 +110,7 @@ class _Job:
         self.run_id = secrets.token_hex(4)
         self.name = f"coursekit-grade-{self.run_id}"
         self.queue_name = f"coursekit-gradeq-{self.run_id}"
-        self.labels = engine.labels(**{GRADE_LABEL: f"{assignment.name} (swarm)", RUN_LABEL: self.run_id})
+        self.labels = engine.labels(**{GRADE_LABEL: f"{assignment.name} (swarm)", GRADE_RUN_LABEL: self.run_id})
         self.items: dict[str, Submission] = {}
         self.nonces: dict[str, str] = {}
         self.max_report = 2 * limits.answers_bytes + 400_000
@@ -142,7 +141,7 @@ class _Job:
 
     def _image_ref(self, cl) -> str:
         """The image as the tasks name it: by id on one node (nothing pulled), pinned to its digest from a registry."""
-        if swarm._registry_of(self.image):
+        if swarm.registry_of(self.image):
             return swarm.pinned(self.image)
         nodes = cl.nodes.list()
         if len(nodes) > 1:
@@ -192,7 +191,7 @@ class _Job:
                                 log_driver={"Name": "json-file",
                                             "Options": {"max-size": lim.engine_log_size, "max-file": "1"}})
         mode = ServiceMode("replicated-job", replicas=len(self.items), concurrency=self.workers)
-        with engine._explained(ref, f"creating the grading job {self.name}"):
+        with engine.explaining(ref, f"creating the grading job {self.name}"):
             self.service = cl.api.create_service(template, name=self.name, labels=self.labels, mode=mode,
                                                  endpoint_spec=EndpointSpec(mode="dnsrr"))["ID"]
 
@@ -303,13 +302,13 @@ class _Job:
             with contextlib.suppress(Exception):
                 cl.api.remove_service(self.service)
         if self.queue is not None:
-            engine._remove_quietly(self.queue)
-        flt = {"label": f"{RUN_LABEL}={self.run_id}"}
+            engine.remove_quietly(self.queue)
+        flt = {"label": f"{GRADE_RUN_LABEL}={self.run_id}"}
 
         def no_containers() -> bool:  # the swarm is slow to remove the containers of ended tasks: we do it
             left = cl.containers.list(all=True, filters=flt)
             for c in left:
-                engine._remove_quietly(c)
+                engine.remove_quietly(c)
             return not left
         with contextlib.suppress(Exception):
             engine.wait_until(no_containers, timeout=30, interval=0.3, what="the job's containers to go")

@@ -11,6 +11,7 @@ import json
 import platform
 from dataclasses import dataclass, field
 from importlib import metadata
+from ..ui.palette import GOOD, WARN
 
 PACKAGES = ("jupyterlab", "ipywidgets", "docker", "boto3", "moto", "nbval", "matplotlib")
 
@@ -59,8 +60,8 @@ class Report:
     def _repr_html_(self) -> str:
         rows = []
         for f in self.findings:
-            mark = ("<span style='color:#1a7f37'>&#10004;</span>" if f.ok
-                    else "<span style='color:#b35900'>&#9888;</span>")
+            mark = (f"<span style='color:{GOOD}'>&#10004;</span>" if f.ok
+                    else f"<span style='color:{WARN}'>&#9888;</span>")
             fix = f"<br><small>What to do: {html.escape(f.fix)}</small>" if f.fix and not f.ok else ""
             rows.append(f"<tr><td>{mark}</td><td style='text-align:left'>{html.escape(f.item)}</td>"
                         f"<td style='text-align:left'>{html.escape(f.value)}{fix}</td></tr>")
@@ -79,7 +80,8 @@ def _version(pkg: str) -> str:
 def doctor() -> Report:
     """Check engine, registry, images, the VM tools and package versions; say what to do."""
     from ..docker import engine
-    from .modes import NO_ENGINE, mode, registry_reachable
+    from ..docker.hub import registry_reachable
+    from .modes import NO_ENGINE, mode
 
     m = mode()
     rep = Report(m.name, m.why, m.to_full)

@@ -7,9 +7,10 @@ from __future__ import annotations
 import statistics
 import time
 from typing import Callable
+from ..ui.progress import Progress
 
 
-def repeat(fn: Callable[[], object], n: int = 5, *, warmup: int = 1, progress: Callable[[str], None] | None = None,
+def repeat(fn: Callable[[], object], n: int = 5, *, warmup: int = 1, progress: Progress = None,
            label: str = "") -> list[float]:
     """Run ``fn`` ``warmup`` + ``n`` times; return the ``n`` wall-clock durations in seconds."""
     for _ in range(warmup):
@@ -25,7 +26,7 @@ def repeat(fn: Callable[[], object], n: int = 5, *, warmup: int = 1, progress: C
 
 
 def container_starts(n: int = 10, image: str = "coursekit/busybox:v1", command: str = "true",
-                     progress: Callable[[str], None] | None = None) -> list[float]:
+                     progress: Progress = None) -> list[float]:
     """Seconds for ``docker run --rm IMAGE COMMAND``: create, start, wait for exit, remove."""
     from ..docker import engine
 

@@ -17,14 +17,9 @@ Introduced in ``00-welcome``; every lesson ends with one.
 """
 from __future__ import annotations
 
-import html
-import re
 from dataclasses import dataclass
-
-
-def _html(text: str) -> str:
-    """Escape, then show `backticked` words as code, as in the lessons' markdown."""
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+from ..ui.notebook import html_text
+from ..ui.palette import GOOD, WARN
 
 
 @dataclass
@@ -63,12 +58,12 @@ class Quiz:
                 feedback.value = "<i>Pick an answer first.</i>"
                 return
             v = self.choose(radio.value)
-            color = "#1a7f37" if v.correct else "#b35900"
+            color = GOOD if v.correct else WARN
             feedback.value = f"<span style='color:{color}'><b>{'✔ Right' if v.correct else '✘ Not quite'}</b>" \
-                             f"</span>: {_html(v.explanation)}"
+                             f"</span>: {html_text(v.explanation)}"
 
         button.on_click(on_click)
-        box = w.VBox([w.HTML(f"<b>{_html(self.question)}</b>"), radio, button, feedback])
+        box = w.VBox([w.HTML(f"<b>{html_text(self.question)}</b>"), radio, button, feedback])
         box.add_class("coursekit-quiz")
         self._widget = box
         return box

@@ -24,10 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import CoursekitError
-from .quizzes import _html
+from ..ui.notebook import html_text
+from ..ui.palette import GOOD, MUTED, WARN
 
 RIGHT, WRONG, MISSING = "✔ Right", "✘ Not quite", "… Not placed yet"
-_COLOURS = {True: "#1a7f37", False: "#b35900", None: "#666666"}
+_COLOURS = {True: GOOD, False: WARN, None: MUTED}
 
 
 class SortQuizError(CoursekitError, ValueError):
@@ -84,21 +85,21 @@ class SortResult:
         return "\n".join([head] + [str(p) for p in self.placements])
 
     def _repr_html_(self) -> str:
-        return _result_html(self)
+        return _resulthtml_text(self)
 
 
-def _result_html(result: SortResult) -> str:
+def _resulthtml_text(result: SortResult) -> str:
     rows = []
     for p in result.placements:
         colour = _COLOURS[p.correct]
         if p.correct is None:
-            rows.append(f"<li style='color:{colour}'>{_html(p.item)}: not placed yet</li>")
+            rows.append(f"<li style='color:{colour}'>{html_text(p.item)}: not placed yet</li>")
         elif p.correct:
-            rows.append(f"<li><span style='color:{colour}'><b>✔</b></span> {_html(p.item)}: "
-                        f"<b>{_html(p.chosen or '')}</b></li>")
+            rows.append(f"<li><span style='color:{colour}'><b>✔</b></span> {html_text(p.item)}: "
+                        f"<b>{html_text(p.chosen or '')}</b></li>")
         else:
-            rows.append(f"<li><span style='color:{colour}'><b>✘ {_html(p.item)}</b> is not "
-                        f"<b>{_html(p.chosen or '')}</b></span>: {_html(p.explanation)}</li>")
+            rows.append(f"<li><span style='color:{colour}'><b>✘ {html_text(p.item)}</b> is not "
+                        f"<b>{html_text(p.chosen or '')}</b></span>: {html_text(p.explanation)}</li>")
     done = result.score == result.total
     head = (f"<b style='color:{_COLOURS[done]}'>{result.score}/{result.total} in the right place</b>"
             + (" &mdash; all sorted." if done else ""))
@@ -176,7 +177,7 @@ class SortQuiz:
         for name in self.items:
             pick = w.ToggleButtons(options=self.categories, value=None, style={"button_width": "auto"})
             pickers[name] = pick
-            rows.append(w.HBox([w.HTML(_html(name), layout=w.Layout(width=label_width)), pick]))
+            rows.append(w.HBox([w.HTML(html_text(name), layout=w.Layout(width=label_width)), pick]))
         button = w.Button(description="Check", button_style="primary")
         feedback = w.HTML()
 
@@ -185,10 +186,10 @@ class SortQuiz:
             if all(p.correct is None for p in result.placements):
                 feedback.value = "<i>Place at least one item first.</i>"
                 return
-            feedback.value = _result_html(result)
+            feedback.value = _resulthtml_text(result)
 
         button.on_click(on_click)
-        box = w.VBox([w.HTML(f"<b>{_html(self.question)}</b>"), *rows, button, feedback])
+        box = w.VBox([w.HTML(f"<b>{html_text(self.question)}</b>"), *rows, button, feedback])
         box.add_class("coursekit-sortquiz")
         box.pickers, box.button, box.feedback = pickers, button, feedback
         self._widget = box

@@ -13,11 +13,12 @@ its body instead of failing. Nothing is faked: no made-up output is ever printed
 """
 from __future__ import annotations
 
-import sys
 
 from ..docker import engine
 from ..errors import install_notebook_handler
 from .modes import NO_ENGINE, Mode, mode
+from ..ui.notebook import show
+from ..ui.palette import GOLD, GOOD, MUTED
 
 _current_lesson: str | None = None
 #: Docker steps skipped since ``start``: the first one explains why, the others stay short.
@@ -30,22 +31,8 @@ _NO_ENGINE_PLAN = ("Docker steps show the command they would run and what you wo
                    "everything else, the AWS sandbox included, runs for real.")
 
 
-def _in_notebook() -> bool:
-    ip_mod = sys.modules.get("IPython")
-    return bool(ip_mod and ip_mod.get_ipython() is not None)
-
-
-def _show(markdown: str, text: str) -> None:
-    if _in_notebook():
-        from IPython.display import Markdown, display
-
-        display(Markdown(markdown))
-    else:
-        print(text)
-
-
 #: A coloured dot per mode, drawn with a plain glyph (emoji fonts are not everywhere).
-_DOT = {"full": "#1a7f37", "offline": "#d4a017"}
+_DOT = {"full": GOOD, "offline": GOLD}
 
 
 def _sentence(text: str) -> str:
@@ -55,7 +42,7 @@ def _sentence(text: str) -> str:
 
 
 def _dot(mode_name: str) -> str:
-    return f'<span style="color:{_DOT.get(mode_name, "#888")}">&#9679;</span>'
+    return f'<span style="color:{_DOT.get(mode_name, MUTED)}">&#9679;</span>'
 
 
 def tell_checks_about_the_engine() -> None:
@@ -81,7 +68,7 @@ def start(lesson: str) -> Mode:
     what = f" {_NO_ENGINE_PLAN}" if m == NO_ENGINE else ""
     _fix_shown = m == NO_ENGINE and bool(m.to_full)
     fix = f"\n\nTo get to full mode: {_sentence(m.to_full)}" if m.to_full else ""
-    _show(f"{icon} **{lesson}** — mode: **{m.name}**. {m.why}.{what}{removed}{fix}",
+    show(f"{icon} **{lesson}** — mode: **{m.name}**. {m.why}.{what}{removed}{fix}",
           f"[{lesson}] mode: {m.name}. {m.why}.{what}{removed}{fix}")
     return m
 
@@ -108,7 +95,7 @@ def needs_engine(does: str, shows: str = "", *, why: str = "") -> bool:
     if _skipped == 1:
         how = ("the top of this lesson says how to run it for real." if _fix_shown
                else f"to run it for real: {_sentence(st.fix)}")
-        _show(
+        show(
             f"{_dot('no engine')} **This step needs a Docker engine**, and there is none here: {st.reason}. "
             f"So it is not run, and nothing is made up in its place.\n\n"
             f"It would run:\n```\n{does}\n```{seen}{teach}\n\n"
@@ -119,7 +106,7 @@ def needs_engine(does: str, shows: str = "", *, why: str = "") -> bool:
             f"  to run it for real: {_sentence(st.fix)}\n",
         )
     else:
-        _show(
+        show(
             f"{_dot('no engine')} **Skipped: needs a Docker engine** (no engine here, as said above).\n\n"
             f"It would run:\n```\n{does}\n```{seen}{teach}\n\nRead on.",
             f"[skipped: needs a Docker engine]\n  it would run: {does}\n{text_extra}",
@@ -131,4 +118,4 @@ def finish() -> None:
     """The cleanup cell: remove everything this notebook started, and say what was removed."""
     rep = engine.cleanup()
     where = f"{_current_lesson}: " if _current_lesson else ""
-    _show(f"Clean-up: {where}{rep}.", f"{where}{rep}.")
+    show(f"Clean-up: {where}{rep}.", f"{where}{rep}.")

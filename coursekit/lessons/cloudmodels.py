@@ -35,6 +35,7 @@ import math
 from dataclasses import dataclass, replace
 
 from ..errors import CoursekitError
+from ..ui.palette import BAD, DARK, GOLD, GOOD, INK, LIGHT, PURPLE
 
 STEP_MINUTES = 10
 STEPS_PER_HOUR = 60 // STEP_MINUTES
@@ -242,8 +243,7 @@ def cost_curves(workload: Workload, months: int = 60, prices: dict[str, Price] |
 
 
 # ------------------------------------------------------------------------------ plots
-_COLOURS = {"demand": "#222222", "unmet": "#cf222e", "idle": "#9ecae1", "buy": "#6f42c1",
-            "on-demand": "#1a7f37", "reserved + on-demand": "#d4a017"}
+_COLOURS = {"demand": INK, "unmet": BAD, "idle": LIGHT, "buy": PURPLE, "on-demand": GOOD, "reserved + on-demand": GOLD}
 
 
 def _figure(width: float, height: float):
@@ -273,7 +273,7 @@ def plot_capacity(demand: list[float], fixed: float = 12, autoscaled: list[int] 
             ax.fill_between(hours, d, cap, where=[y > x for x, y in zip(d, cap)], color=_COLOURS["idle"],
                             alpha=0.6, step="post", label="idle capacity")
             ax.plot(hours, d, color=_COLOURS["demand"], lw=1, label="demand")
-            ax.step(hours, cap, where="post", color="#08519c", lw=1.2, label="capacity")
+            ax.step(hours, cap, where="post", color=DARK, lw=1.2, label="capacity")
             ax.set(ylim=(0, top), xlim=xlim)
             ax.set_title(f"{label}" + ("" if j == 0 else ": close-up"), fontsize=10)
             if j == 0:

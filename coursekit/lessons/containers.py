@@ -17,6 +17,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from ..ui import plots
+from ..ui.palette import BACKGROUND, BAD, BUSY, DARK
+from ..ui.plots import show  # (lay out, save, show: the course's one way to finish a figure)
+
 #: A small Python program that takes memory 4 MiB at a time and prints, each step,
 #: ``seconds MiB-allocated bytes-the-kernel-counts`` (the container's cgroup usage, v1 or v2).
 MEMORY_HOG = """\
@@ -136,19 +140,12 @@ def parse_memory_log(text: str) -> list[tuple[float, float, float]]:
 # --------------------------------------------------------------------------- plots
 
 
-def _plt():
-    from ..ui.plots import _plt as plt
-
-    return plt()
-
-
-from ..ui.plots import show  # noqa: E402 (lay out, save, show: the course's one way to finish a figure)
 
 
 def plot_restarts(samples: dict[str, list[Sample]], *, title: str = "RestartCount over time",
                   save: str | None = None):
     """One step line per container: its RestartCount as watched."""
-    plt = _plt()
+    plt = plots.pyplot()
     fig, ax = plt.subplots(figsize=(8, 4))
     for name, ss in samples.items():
         if ss:
@@ -165,7 +162,7 @@ def plot_restarts(samples: dict[str, list[Sample]], *, title: str = "RestartCoun
 def plot_memory(points: Iterable[tuple[float, float, float]], limit_mib: float, *, exit_note: str = "",
                 title: str = "Memory use under a limit", save: str | None = None):
     """What the program allocated and what the kernel counted, against the container's limit."""
-    plt = _plt()
+    plt = plots.pyplot()
     pts = list(points)
     fig, ax = plt.subplots(figsize=(8, 4))
     if pts:
@@ -174,9 +171,9 @@ def plot_memory(points: Iterable[tuple[float, float, float]], limit_mib: float, 
         ax.plot([p[0] for p in pts], [p[1] for p in pts], "--", color="grey", label="memory the program allocated")
         if exit_note:
             ax.annotate(exit_note, (pts[-1][0], pts[-1][2]), xytext=(-330, -12), textcoords="offset points",
-                        arrowprops={"arrowstyle": "->", "color": "#b30000"}, fontsize=9, color="#b30000",
+                        arrowprops={"arrowstyle": "->", "color": BAD}, fontsize=9, color=BAD,
                         va="center")
-    ax.axhline(limit_mib, color="#b30000", linestyle=":", label=f"limit: {limit_mib:g} MiB")
+    ax.axhline(limit_mib, color=BAD, linestyle=":", label=f"limit: {limit_mib:g} MiB")
     ax.set_xlabel("seconds since the program started")
     ax.set_ylabel("MiB")
     ax.legend(fontsize=8, loc="lower right")
@@ -193,14 +190,14 @@ _STATE_XY = {"created": (0, 1), "running": (1.3, 1), "paused": (2.6, 1.7), "exit
 def plot_lifecycle(transitions: Iterable[tuple[str, str, str]], *, title: str = "Container states, as observed",
                    save: str | None = None):
     """A state diagram drawn from observed ``(state before, command, state after)`` triples."""
-    plt = _plt()
+    plt = plots.pyplot()
     trans = [t for t in transitions if t[0] != t[2] and t[0] in _STATE_XY and t[2] in _STATE_XY]
     states = [s for s in _STATE_XY if any(s in (a, b) for a, _, b in trans)]
     fig, ax = plt.subplots(figsize=(9, 4))
     for s in states:
         x, y = _STATE_XY[s]
         ax.text(x, y, s, ha="center", va="center", fontsize=11, zorder=3,
-                bbox={"boxstyle": "round,pad=0.5", "facecolor": "#deebf7", "edgecolor": "#08519c"})
+                bbox={"boxstyle": "round,pad=0.5", "facecolor": BACKGROUND[BUSY], "edgecolor": DARK})
     seen: dict[tuple[str, str], list[str]] = {}
     for a, cmd, b in trans:
         seen.setdefault((a, b), [])

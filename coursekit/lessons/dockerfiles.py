@@ -23,16 +23,16 @@ import threading
 import time
 import uuid
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..docker import engine
 from ..errors import CoursekitError
-from ..docker.layers import SCRATCH_LABEL, BuildFailed, Step, _remove_ids, read_build_stream
+from ..docker.labels import SCRATCH_LABEL
+from ..docker.layers import BuildFailed, Step, remove_ids, read_build_stream
+from ..ui.progress import Progress
 
 LESSON = "05-dockerfiles"
-Progress = Callable[[str], None] | None
 
 #: The web app of the exercise's first question: Python's standard library only, port 8000.
 EXERCISE_APP = '''import http.server
@@ -183,7 +183,7 @@ def remove(*images) -> None:
                 raise CoursekitError(f"{tag} is not a coursekit example image", "remove it yourself if you mean to")
             if isinstance(image, str) or current.id == image.id:  # a rebuild may have moved the tag on
                 cl.api.remove_image(tag, noprune=False)
-        _remove_ids(getattr(image, "built_ids", []))
+        remove_ids(getattr(image, "built_ids", []))
 
 
 def steps_after_edit(dockerfile: str, files: dict, edit: str = "app.py", *, memory: int = 1 << 30) -> list[Step]:

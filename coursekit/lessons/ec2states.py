@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import CoursekitError
+from ..ui.palette import BAD, BILLED_BOX, FAINT, GOOD, PLAIN_BOX
 
 STATES = ("pending", "running", "stopping", "stopped", "shutting-down", "terminated")
 #: AWS's documented transitions (EC2 User Guide, "instance state changes") and what causes each.
@@ -189,20 +190,20 @@ def draw(transitions: list[Transition], *, title: str = "EC2 instance states see
     seen = {(t.before, t.after) for t in transitions}
     for (a, b), why in AWS_TRANSITIONS.items():
         if (a, b) not in seen:
-            arrow(a, b, "#b0b0b0", 1.0, "--", f"{why} (not seen)", _BEND.get((a, b), 0.0))
+            arrow(a, b, FAINT, 1.0, "--", f"{why} (not seen)", _BEND.get((a, b), 0.0))
     grouped: dict[tuple[str, str], list[Transition]] = {}
     for t in transitions:
         grouped.setdefault((t.before, t.after), []).append(t)
     for (a, b), ts in grouped.items():
         ok = (a, b) in AWS_TRANSITIONS
-        arrow(a, b, "#1a7f37" if ok else "#cf222e", 2.4, "-", "\n".join(f"{t.via} ×{t.count}" for t in ts),
+        arrow(a, b, GOOD if ok else BAD, 2.4, "-", "\n".join(f"{t.via} ×{t.count}" for t in ts),
               _BEND.get((a, b), 0.0 if ok else 0.25))
     for state, (x, y) in _POS.items():
         billed = state in BILLED
         ax.annotate(state + ("\n(billed)" if billed else ""), (x, y), ha="center", va="center", fontsize=10,
                     fontweight="bold" if billed else "normal",
-                    bbox=dict(boxstyle="round,pad=0.45", fc="#fff3c4" if billed else "#eef2f7",
-                              ec="#b08800" if billed else "#57606a", lw=1.5))
+                    bbox=dict(boxstyle="round,pad=0.45", fc=(BILLED_BOX if billed else PLAIN_BOX)[0],
+                              ec=(BILLED_BOX if billed else PLAIN_BOX)[1], lw=1.5))
     ax.set_title(title + "\ngreen: seen, and AWS documents it · red: seen, but AWS does not allow it · "
                          "grey dashed: documented, not seen", fontsize=10)
     return fig

@@ -14,10 +14,11 @@ import tempfile
 import weakref
 
 from ..docker import engine, layers
+from ..ui.palette import BAD, GOOD, WARN
 
 #: At most this many files are listed per layer (a base layer has thousands).
 MAX_ROWS = 200
-_COLOURS = {"added": "#1a7f37", "changed": "#9a6700", "deleted": "#cf222e"}
+_COLOURS = {"added": GOOD, "changed": WARN, "deleted": BAD}
 
 
 def _table(changes: list, limit: int = MAX_ROWS) -> str:

@@ -31,7 +31,8 @@ from ..docker import engine
 from ..errors import CoursekitError
 
 ADDR = "127.0.0.1"
-PROBE_IMAGE = "coursekit/busybox:v1"
+#: The small image of the containers this module starts to look at the network (IPVS, a probe).
+HELPER_IMAGE = "coursekit/busybox:v1"
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def init(lesson: Optional[str] = None) -> dict:
     cl = engine.client()
     st = state()
     if st == "inactive":
-        engine._track()  # the reaper leaves the swarm if this process dies
+        engine.track()  # the reaper leaves the swarm if this process dies
         try:
             cl.swarm.init(advertise_addr=ADDR, listen_addr=f"{ADDR}:2377", labels=engine.labels(lesson))
         except Exception as exc:
@@ -87,7 +88,7 @@ def init(lesson: Optional[str] = None) -> dict:
 def leave(session: Optional[str] = None) -> bool:
     """Leave the swarm if coursekit turned it on and no service still runs on it; True if it left."""
     rep = engine.CleanReport()
-    engine._leave_our_swarm(engine.client(), session, rep)  # also removes the docker_gwbridge it made
+    engine.leave_our_swarm(engine.client(), session, rep)  # also removes the docker_gwbridge it made
     return bool(rep.services)
 
 
@@ -98,7 +99,7 @@ def networking(refresh: bool = False) -> Networking:
     """Does this engine's kernel have IPVS (service VIPs, routing mesh)? Asked of the kernel itself."""
     global _networking
     if _networking is None or refresh:
-        out = engine.run(PROBE_IMAGE, ["sh", "-c", "test -e /proc/net/ip_vs && echo yes || echo no"],
+        out = engine.run(HELPER_IMAGE, ["sh", "-c", "test -e /proc/net/ip_vs && echo yes || echo no"],
                          network_mode="host", lesson="swarm-networking").decode().strip()
         if out == "yes":
             _networking = Networking(True, "vip", "the kernel has IPVS: each service gets a virtual IP that "
@@ -120,7 +121,7 @@ class Probe:
     """A tiny container on a service network: the notebook's window onto services."""
 
     def __init__(self, network_name: str, lesson: Optional[str] = None):
-        self.container = engine.run(PROBE_IMAGE, ["sleep", "86400"], detach=True, network=network_name,
+        self.container = engine.run(HELPER_IMAGE, ["sleep", "86400"], detach=True, network=network_name,
                                     lesson=lesson, init=True)
 
     def get(self, url: str, timeout: int = 3) -> Optional[str]:
@@ -136,7 +137,7 @@ class Probe:
         return sorted({ln.split()[-1] for ln in lines.splitlines() if ln.startswith("Address:")})
 
     def remove(self) -> None:
-        engine._remove_quietly(self.container)
+        engine.remove_quietly(self.container)
 
 
 def tasks(service: Any, state_: Optional[str] = "running") -> list[dict]:
@@ -346,7 +347,7 @@ def watch_update(service: Any, probe: Optional["Probe"] = None, url: Optional[st
         time.sleep(every)
 
 
-def _registry_of(image: str) -> Optional[str]:
+def registry_of(image: str) -> Optional[str]:
     first = image.split("/", 1)[0]
     return first if "/" in image and ("." in first or ":" in first or first == "localhost") else None
 
@@ -358,12 +359,12 @@ def pinned(image: str) -> str:
     an update is a new digest. Images that name no registry host (local-only course images)
     are returned as they are: there is no registry to ask.
     """
-    if "@" in image or _registry_of(image) is None:
+    if "@" in image or registry_of(image) is None:
         return image
     try:
         digest = engine.client().images.get_registry_data(image).id
     except Exception as exc:
-        raise CoursekitError(f"the registry {_registry_of(image)} has no {image}, or does not answer ({exc})",
+        raise CoursekitError(f"the registry {registry_of(image)} has no {image}, or does not answer ({exc})",
                              "push the image there first (registry.push(image, repo, tag)), and check the "
                              "name and tag") from None
     return f"{image}@{digest}"
@@ -431,7 +432,7 @@ def service(name: str, image: str, command: Any = None, *, network: str, replica
     kwargs.setdefault("init", True)
     if pin:
         image = pinned(image)
-    engine._track()
+    engine.track()
     try:
         return cl.services.create(image, command, name=name, networks=[network], mode=mode, labels=labels,
                                   container_labels=labels, healthcheck=health,

@@ -11,10 +11,10 @@ from __future__ import annotations
 import html
 import time
 from typing import Any, Optional
+from ..ui.palette import BAD, GOOD, MUTED, WARN
 
-COLOURS = {"running": "#1a7f37", "complete": "#1a7f37", "starting": "#b35900", "preparing": "#b35900",
-           "assigned": "#b35900", "pending": "#b35900", "new": "#b35900", "ready": "#b35900",
-           "shutdown": "#777777", "failed": "#c62828", "rejected": "#c62828", "orphaned": "#c62828"}
+COLOURS = {"running": GOOD, "complete": GOOD, "starting": WARN, "preparing": WARN, "assigned": WARN, "pending": WARN,
+           "new": WARN, "ready": WARN, "shutdown": MUTED, "failed": BAD, "rejected": BAD, "orphaned": BAD}
 
 
 def task_table(service: Any, *, t: Optional[float] = None, limit: int = 12) -> str:

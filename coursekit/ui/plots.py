@@ -7,22 +7,19 @@ from __future__ import annotations
 
 import statistics
 
+from .notebook import in_notebook
+from .palette import DARK, LIGHT, WARM
 
-def _plt():
+
+def pyplot():
+    """matplotlib's pyplot; outside a notebook (scripts, tests) it draws to files and never opens a window."""
     import matplotlib
 
-    if not _in_notebook():  # scripts and tests: draw to files, never open a window
+    if not in_notebook():
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def _in_notebook() -> bool:
-    import sys
-
-    ip_mod = sys.modules.get("IPython")
-    return bool(ip_mod and ip_mod.get_ipython() is not None)
 
 
 def show(plt, fig, save: str | None = None):
@@ -30,13 +27,13 @@ def show(plt, fig, save: str | None = None):
     fig.tight_layout()
     if save:
         fig.savefig(save, dpi=100)
-    if _in_notebook():
+    if in_notebook():
         plt.show()
     return fig
 
 
-def _finish(plt, fig, ax, title: str, save: str | None):
-    """Title, first row at the top, then :func:`show`."""
+def finish(plt, fig, ax, title: str, save: str | None):
+    """Title, first row at the top (for horizontal bars), then :func:`show`."""
     ax.set_title(title)
     ax.invert_yaxis()
     return show(plt, fig, save)
@@ -44,17 +41,17 @@ def _finish(plt, fig, ax, title: str, save: str | None):
 
 def compare_times(samples: dict[str, list[float]], *, title: str, unit: str = "s", save: str | None = None):
     """One strip of dots per thing measured (every sample shown) with its median as a bar."""
-    plt = _plt()
+    plt = pyplot()
     labels = list(samples)
     meds = [statistics.median(samples[k]) for k in labels]
     fig, ax = plt.subplots(figsize=(8, 0.9 + 0.8 * len(labels)))
-    ax.barh([f"{k}\n({len(samples[k])} run{'' if len(samples[k]) == 1 else 's'})" for k in labels], meds, color="#9ecae1", label="median")
+    ax.barh([f"{k}\n({len(samples[k])} run{'' if len(samples[k]) == 1 else 's'})" for k in labels], meds, color=LIGHT, label="median")
     for i, k in enumerate(labels):
-        ax.plot(samples[k], [i] * len(samples[k]), "o", color="#08519c", alpha=0.7, markersize=4)
+        ax.plot(samples[k], [i] * len(samples[k]), "o", color=DARK, alpha=0.7, markersize=4)
         ax.annotate(f"{meds[i]:.2f} {unit}", (meds[i], i), xytext=(4, 8), textcoords="offset points", fontsize=9)
     ax.set_xlim(0, max(max(v) for v in samples.values()) * 1.15)
     ax.set_xlabel("seconds (each dot is one run; the bar is the median)")
-    return _finish(plt, fig, ax, title, save)
+    return finish(plt, fig, ax, title, save)
 
 
 def human_size(n: float) -> str:
@@ -67,11 +64,11 @@ def human_size(n: float) -> str:
 
 def compare_sizes(sizes: dict[str, float], *, title: str, log: bool = True, save: str | None = None):
     """Horizontal bars of sizes in MB (log scale by default: the sizes span orders of magnitude)."""
-    plt = _plt()
+    plt = pyplot()
     labels = list(sizes)
     mb = [max(sizes[k], 1) / 1e6 for k in labels]  # (1 byte at least: a log axis has no zero)
     fig, ax = plt.subplots(figsize=(9, 0.9 + 0.6 * len(labels)))
-    ax.barh(labels, mb, color="#fdae6b")
+    ax.barh(labels, mb, color=WARM)
     for i, v in enumerate(mb):
         ax.annotate(human_size(sizes[labels[i]]), (v, i), xytext=(4, -3), textcoords="offset points", fontsize=9)
     if log:
@@ -80,4 +77,4 @@ def compare_sizes(sizes: dict[str, float], *, title: str, log: bool = True, save
     else:
         ax.set_xlim(0, max(mb) * 1.2)
     ax.set_xlabel("size in MB" + (" (log scale)" if log else ""))
-    return _finish(plt, fig, ax, title, save)
+    return finish(plt, fig, ax, title, save)

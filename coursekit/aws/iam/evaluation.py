@@ -9,8 +9,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .grammar import _text_of, check
-from .jsonlines import _parse
+from .grammar import text_of, check
+from .jsonlines import parse
 
 #: boto3 operations whose IAM action has another name.
 _OPERATION_ACTIONS = {"s3": {"ListObjectsV2": "ListBucket", "ListObjects": "ListBucket", "HeadObject": "GetObject",
@@ -122,9 +122,9 @@ def decide(documents: Any, action: str, resource: str = "*") -> Decision:
     docs = documents if isinstance(documents, list) else [documents]
     allow = None
     for p, doc in enumerate(docs, 1):
-        text = _text_of(doc)
+        text = text_of(doc)
         check(text, kind="identity")
-        root, _ = _parse(text)
+        root, _ = parse(text)
         stmts = next(n for k, _, n in root.items if k == "Statement")
         for i, stmt in enumerate(stmts.items if isinstance(stmts.value, list) else [stmts], 1):
             s = stmt.value

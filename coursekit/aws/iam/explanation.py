@@ -9,8 +9,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .grammar import ACTIONS, _text_of, check
-from .jsonlines import _parse
+from .grammar import ACTIONS, text_of, check
+from .jsonlines import parse
 
 
 def describe_action(action: str) -> str:
@@ -92,9 +92,9 @@ class Explanation:
 
 def explain(document: Any, *, kind: str = "identity") -> Explanation:
     """What each line of a (valid) policy means. Raises :class:`PolicyError` if it has problems."""
-    text = _text_of(document)
+    text = text_of(document)
     check(text, kind=kind)
-    root, _ = _parse(text)
+    root, _ = parse(text)
     notes: dict[int, list[str]] = {}
 
     def note(line: int, what: str) -> None:

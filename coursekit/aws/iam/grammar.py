@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from ...errors import CoursekitError
-from .jsonlines import Problem, _Node, _parse
+from .jsonlines import Problem, Node, parse
 
 VERSION = "2012-10-17"
 TOP_KEYS = ("Version", "Id", "Statement")
@@ -54,7 +54,7 @@ def dumps(document: Any) -> str:
     return json.dumps(document, indent=2)
 
 
-def _text_of(document: Any) -> str:
+def text_of(document: Any) -> str:
     if isinstance(document, (bytes, bytearray)):
         document = document.decode("utf-8")
     if isinstance(document, str):
@@ -72,7 +72,7 @@ def _guess(key: str, allowed: tuple) -> str | None:
     return lower.get(key.lower()) or lower.get(key.lower().rstrip("s")) or (close[0] if close else None)
 
 
-def _unknown_keys(node: _Node, allowed: tuple, where: str, found: list[Problem]) -> set[str]:
+def _unknown_keys(node: Node, allowed: tuple, where: str, found: list[Problem]) -> set[str]:
     """Report the keys of ``node`` that are not in ``allowed``; return what they were probably meant to be."""
     meant = set()
     for key, line, _ in node.items:
@@ -90,7 +90,7 @@ def _unknown_keys(node: _Node, allowed: tuple, where: str, found: list[Problem])
     return meant
 
 
-def _strings(node: _Node, name: str, found: list[Problem]) -> list[tuple[str, int]]:
+def _strings(node: Node, name: str, found: list[Problem]) -> list[tuple[str, int]]:
     items = node.items if isinstance(node.value, list) else [node]
     if isinstance(node.value, list) and not items:
         found.append(Problem(node.line, f"{name} is an empty list", f"give {name} at least one value"))
@@ -126,7 +126,7 @@ def _check_resource(arn: str, line: int, found: list[Problem]) -> None:
         found.append(Problem(line, f'"{arn}": the resource part is a URL', f'write "arn:aws:s3:::{parts[5][5:]}"'))
 
 
-def _check_statement(node: _Node, kind: str, sids: dict, found: list[Problem]) -> None:
+def _check_statement(node: Node, kind: str, sids: dict, found: list[Problem]) -> None:
     if not isinstance(node.value, dict):
         found.append(Problem(node.line, f"a statement must be an object {{...}}, not {json.dumps(node.value)}",
                              'write {"Effect": ..., "Action": ..., "Resource": ...}'))
@@ -205,7 +205,7 @@ def problems(document: Any, *, kind: str = "identity") -> list[Problem]:
     """Every problem of ``document`` (JSON text or dict), sorted by line; empty when it is fine."""
     if kind not in KINDS:
         raise CoursekitError(f"unknown policy kind {kind!r}", f"use one of: {', '.join(KINDS)}")
-    root, found = _parse(_text_of(document))
+    root, found = parse(text_of(document))
     if root is None:
         return found
     if not isinstance(root.value, dict):
@@ -235,7 +235,7 @@ def problems(document: Any, *, kind: str = "identity") -> list[Problem]:
 
 def check(document: Any, *, kind: str = "identity") -> dict:
     """The policy as a dict, or :class:`PolicyError` naming every problem with its line."""
-    text = _text_of(document)
+    text = text_of(document)
     found = problems(text, kind=kind)
     if found:
         raise PolicyError(found, text)

@@ -23,7 +23,7 @@ class Problem:
 
 
 @dataclass
-class _Node:  # a JSON value and the line it starts on; .items: [(key, key line, _Node)] or [_Node]
+class Node:  # a JSON value and the line it starts on; .items: [(key, key line, Node)] or [Node]
     value: Any
     line: int
     items: list | None = None
@@ -83,7 +83,7 @@ class _Parser:
         while self.pos < len(self.text) and self.text[self.pos] in " \t\r\n":
             self.pos += 1
 
-    def value(self) -> _Node:
+    def value(self) -> Node:
         self.ws()
         start, ch = self.pos, self.text[self.pos]
         if ch == "{":
@@ -93,7 +93,7 @@ class _Parser:
                 self.ws()
                 if self.text[self.pos] == "}":
                     self.pos += 1
-                    return _Node({k: n.value for k, _, n in items}, self.line(start), items)
+                    return Node({k: n.value for k, _, n in items}, self.line(start), items)
                 if self.text[self.pos] == ",":
                     self.pos += 1
                     self.ws()
@@ -114,15 +114,15 @@ class _Parser:
                 self.ws()
                 if self.text[self.pos] == "]":
                     self.pos += 1
-                    return _Node([n.value for n in items], self.line(start), items)
+                    return Node([n.value for n in items], self.line(start), items)
                 if self.text[self.pos] == ",":
                     self.pos += 1
                 items.append(self.value())
         value, self.pos = self.decoder.raw_decode(self.text, self.pos)
-        return _Node(value, self.line(start))
+        return Node(value, self.line(start))
 
 
-def _parse(text: str) -> tuple[_Node | None, list[Problem]]:
+def parse(text: str) -> tuple[Node | None, list[Problem]]:
     try:
         json.loads(text)
     except json.JSONDecodeError as exc:

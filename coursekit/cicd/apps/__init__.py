@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import CoursekitError
+from ...ui.palette import CODE_BACKGROUND
 
 APPS_DIR = Path(__file__).resolve().parent
 #: Who commits in the lessons' throw-away repositories (never the learner's own git identity).
@@ -206,7 +207,7 @@ class SideBySide:
 
     def _repr_html_(self) -> str:
         cols = "".join(f'<div style="flex:1;min-width:300px"><b><code>{html.escape(t)}</code></b>'
-                       f'<pre style="font-size:80%;background:#f6f8fa;padding:6px;overflow-x:auto">'
+                       f'<pre style="font-size:80%;background:{CODE_BACKGROUND};padding:6px;overflow-x:auto">'
                        f"{html.escape(x)}</pre></div>" for t, x in (self.left, self.right))
         return f'<div style="display:flex;gap:12px;flex-wrap:wrap">{cols}</div>'
 

@@ -12,9 +12,10 @@ import html
 from dataclasses import dataclass, field
 
 from .artifacts import ArtifactResult, ReportResult
+from ...ui.palette import BAD, GOOD, MUTED, WARN
 
 SUCCEEDED, FAILED, TIMED_OUT, SKIPPED = "SUCCEEDED", "FAILED", "TIMED_OUT", "SKIPPED"
-COLOURS = {SUCCEEDED: "#1a7f37", FAILED: "#cf222e", TIMED_OUT: "#bc4c00", SKIPPED: "#6e7781"}
+COLOURS = {SUCCEEDED: GOOD, FAILED: BAD, TIMED_OUT: WARN, SKIPPED: MUTED}
 
 
 @dataclass
@@ -96,7 +97,7 @@ class BuildResult:
 
     def _repr_html_(self) -> str:
         def badge(status: str) -> str:
-            return (f'<span style="color:white;background:{COLOURS.get(status, "#57606a")};padding:1px 6px;'
+            return (f'<span style="color:white;background:{COLOURS.get(status, MUTED)};padding:1px 6px;'
                     f'border-radius:3px;font-size:90%">{html.escape(status)}</span>')
 
         rows = "".join(

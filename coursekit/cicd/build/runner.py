@@ -76,13 +76,15 @@ import re
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Mapping, Union
+from typing import Any, Mapping, Union
 
 from . import artifacts, env as buildenv, shell as buildshell, spec as buildspec
 from ...docker import engine
 from .result import FAILED, SKIPPED, SUCCEEDED, TIMED_OUT, BuildResult, CommandResult, PhaseResult
 from .shell import CK_DIR, BuildShell, BuildTimeout
+from ...docker.labels import BUILD_LABEL, ROLE_LABEL
 from ...errors import CoursekitError
+from ...ui.progress import Progress
 
 DEFAULT_IMAGE = "coursekit/build:1"
 DEFAULT_BUCKET = "coursekit-artifacts"
@@ -93,7 +95,7 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 def run(source_dir: Union[str, Path], spec: Union[str, Path, buildspec.Buildspec, None] = None, *,
         image: str = DEFAULT_IMAGE, project: str | None = None, env_overrides: Mapping[str, str] | None = None,
         project_env: Mapping[str, str] | None = None, sandbox: Any = None, artifact_bucket: str | None = None,
-        timeout: float = 600, progress: Callable[[str], None] | None = print, lesson: str | None = None) -> BuildResult:
+        timeout: float = 600, progress: Progress = print, lesson: str | None = None) -> BuildResult:
     """Run the buildspec of ``source_dir`` (or ``spec``: a path, YAML text or Buildspec) in a container.
 
     ``sandbox``: the :func:`coursekit.aws.sandbox` to use (default: the active one, if any;
@@ -191,7 +193,7 @@ class _Build:
     def _steps(self, env: dict, warnings: list[str]):
         """PROVISIONING to UPLOAD_ARTIFACTS; Docker's errors become CoursekitErrors that say what to do."""
         exported, artifact, reports = {}, None, {}
-        with engine._explained(self.image, "running the build"):
+        with engine.explaining(self.image, "running the build"):
             t0 = time.monotonic()
             self._provision(env)
             self._phase("PROVISIONING", SUCCEEDED, t0)
@@ -227,7 +229,7 @@ class _Build:
     def _provision(self, env: dict) -> None:
         from ...aws import relay as awsrelay
 
-        labels = {"org.coursekit.role": "codebuild", "org.coursekit.build": env["CODEBUILD_BUILD_ID"]}
+        labels = {ROLE_LABEL: "codebuild", BUILD_LABEL: env["CODEBUILD_BUILD_ID"]}
         kw: dict[str, Any] = {"network_mode": "none"}
         if self._relay_wanted():
             self.network = engine.network(f"ck-build-{self.token[:12]}", internal=True, lesson=self.lesson,
@@ -359,7 +361,7 @@ class _Build:
         if self.shell is not None:
             self.shell.close()
         if self.container is not None:
-            engine._remove_quietly(self.container)
+            engine.remove_quietly(self.container)
         if self.relay is not None:
             self.relay.stop()
         if self.network is not None:

@@ -39,7 +39,6 @@ from typing import Any
 from ...errors import CoursekitError
 from .model import ActionDef
 
-PIPELINE_LABEL = "org.coursekit.pipeline"
 
 
 class ActionFailed(Exception):

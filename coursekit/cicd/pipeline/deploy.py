@@ -29,7 +29,8 @@ import zipfile
 from typing import Any
 
 from ...errors import CoursekitError
-from .actions import PIPELINE_LABEL, ActionFailed, Context, slug
+from ...docker.labels import PIPELINE_LABEL, ROLE_LABEL
+from .actions import ActionFailed, Context, slug
 
 
 def _build_image(ctx: Context) -> tuple[str, Any]:
@@ -88,7 +89,7 @@ def _remove_made() -> None:
     """At exit: the session's containers and services go first (engine.cleanup), then the images they used."""
     from ...docker import engine, layers
 
-    if engine._status is None or not engine._status.ok:
+    if not engine.answered_before():
         return
     engine.cleanup()
     for tag in sorted(_MADE):
@@ -111,7 +112,7 @@ def container_deploy(ctx: Context) -> None:
     tag, _ = _build_image(ctx)
     name = ctx.config.get("ContainerName") or f"{slug(ctx.pipeline.name)}-{slug(ctx.action.name)}"
     port, path = _port(ctx), ctx.config.get("HealthCheckPath", "/")
-    labels = {PIPELINE_LABEL: ctx.pipeline.name, "org.coursekit.role": "pipeline-deploy"}
+    labels = {PIPELINE_LABEL: ctx.pipeline.name, ROLE_LABEL: "pipeline-deploy"}
     try:
         c = engine.run(tag, detach=True, name=name, ports={f"{port}/tcp": None}, init=True, labels=labels,
                        lesson=ctx.pipeline.lesson)
@@ -139,7 +140,7 @@ def swarm_deploy(ctx: Context) -> None:
         raise ActionFailed(f"Replicas {replicas!r} is not a whole number")
     port = _port(ctx, None)
     try:
-        with engine._explained(what=f"deploying service {name}"):
+        with engine.explaining(what=f"deploying service {name}"):
             network = _push_and_roll(ctx, local, name, int(replicas))
             if port is not None:
                 _probe(ctx, network, f"http://{name}:{port}{ctx.config.get('HealthCheckPath', '/')}")

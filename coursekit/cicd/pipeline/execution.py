@@ -30,7 +30,6 @@ import secrets
 import string
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,10 +37,10 @@ from typing import Any
 from . import actions as pipelineactions, providers
 from ...errors import CoursekitError
 from .model import ActionDef, StageDef
-from ...ui.plots import _in_notebook
+from ...ui.notebook import in_notebook
+from ...ui.progress import Progress
 
 IDLE, IN_PROGRESS, SUCCEEDED, FAILED, STOPPED = "Idle", "InProgress", "Succeeded", "Failed", "Stopped"
-Progress = Callable[[str], None] | None
 
 
 @dataclass
@@ -217,7 +216,7 @@ class Execution:
                                  "retry the latest one (pipeline.latest.retry()), or run the pipeline again")
         self.retries += 1
         self.status, self.end = IN_PROGRESS, None
-        if show and _in_notebook():
+        if show and in_notebook():
             self.show()
         return self._go(list(self.stages).index(stage.name), mode, progress)
 

@@ -50,11 +50,14 @@ from typing import Any
 
 from . import definition as pipelinedef
 from ...errors import CoursekitError
-from .actions import PIPELINE_LABEL, ActionFailed, Project
+from ...docker.labels import PIPELINE_LABEL
+from ...ui.notebook import in_notebook
+from .actions import ActionFailed, Project
 from .definition import load
 from .model import PipelineDef, PipelineError
 from .rules import ACTION_TYPES
-from .execution import FAILED, IDLE, IN_PROGRESS, STOPPED, SUCCEEDED, Execution, Progress
+from ...ui.progress import Progress
+from .execution import FAILED, IDLE, IN_PROGRESS, STOPPED, SUCCEEDED, Execution
 from .view import PipelineView, timing_chart
 
 __all__ = ["ACTION_TYPES", "FAILED", "IDLE", "IN_PROGRESS", "PIPELINE_LABEL", "STOPPED", "SUCCEEDED",
@@ -132,9 +135,7 @@ class Pipeline:
         ex = Execution(self, execution_id)
         self.executions.append(ex)
         if show:
-            from ...ui.plots import _in_notebook
-
-            if _in_notebook():
+            if in_notebook():
                 ex.show()
         return ex._go(0, None, progress)
 
@@ -153,7 +154,7 @@ class Pipeline:
         cl = engine.client()
         flt = {"label": [f"{PIPELINE_LABEL}={self.name}", f"{engine.SESSION}={engine.SESSION_ID}"]}
         for c in cl.containers.list(all=True, filters=flt, sparse=True):  # (sparse: no inspect that can race)
-            engine._remove_quietly(c)
+            engine.remove_quietly(c)
             gone.append(f"container {(c.attrs.get('Names') or [c.short_id])[0].lstrip('/')}")
         for name in sorted(self._services):
             with contextlib.suppress(Exception):

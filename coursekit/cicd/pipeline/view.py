@@ -15,11 +15,11 @@ from __future__ import annotations
 import html
 import time
 from typing import Any
+from ...ui.notebook import in_notebook
+from ...ui.palette import BACKGROUND, BAD, BUSY, FAINT, GOOD, MUTED, WARN
 
-COLOURS = {"Idle": "#8c959f", "InProgress": "#0969da", "Succeeded": "#1a7f37", "Failed": "#cf222e",
-           "Stopped": "#bc4c00"}
-BACKGROUNDS = {"Idle": "#f6f8fa", "InProgress": "#ddf4ff", "Succeeded": "#dafbe1", "Failed": "#ffebe9",
-               "Stopped": "#fff1e5"}
+COLOURS = {"Idle": MUTED, "InProgress": BUSY, "Succeeded": GOOD, "Failed": BAD, "Stopped": WARN}
+BACKGROUNDS = {status: BACKGROUND[colour] for status, colour in COLOURS.items()}
 
 
 def _esc(text: Any) -> str:
@@ -27,7 +27,7 @@ def _esc(text: Any) -> str:
 
 
 def _badge(status: str) -> str:
-    return (f'<span style="background:{COLOURS.get(status, "#57606a")};color:white;padding:0 6px;'
+    return (f'<span style="background:{COLOURS.get(status, MUTED)};color:white;padding:0 6px;'
             f'border-radius:8px;font-size:85%">{_esc(status)}</span>')
 
 
@@ -35,11 +35,11 @@ def _action_box(definition: Any, run: Any) -> str:
     status = run.status if run else "Idle"
     t = definition
     lines = [f'<b>{_esc(t.name)}</b> {_badge(status)}',
-             f'<span style="color:#57606a">{_esc(t.provider)} &middot; {_esc(t.category)}'
+             f'<span style="color:{MUTED}">{_esc(t.provider)} &middot; {_esc(t.category)}'
              + (f' &middot; runOrder {t.run_order}' if t.run_order != 1 else "") + "</span>"]
     if run and run.last:
         took = f"{run.last.seconds:.1f} s" + (f", attempt {len(run.attempts)}" if len(run.attempts) > 1 else "")
-        lines.append(f'<span style="color:#57606a">{_esc(took)}</span>')
+        lines.append(f'<span style="color:{MUTED}">{_esc(took)}</span>')
         s = run.summary
         for key in ("revision", "tests", "url", "service", "answer"):
             if s.get(key):
@@ -49,7 +49,7 @@ def _action_box(definition: Any, run: Any) -> str:
             error = run.error if len(run.error) < 260 else run.error[:250] + " ..."
             lines.append(f'<span style="color:{COLOURS["Failed"]}">{_esc(error)}</span>')
         elif status == "InProgress" and run.last.log:
-            lines.append(f'<span style="color:#57606a;font-family:monospace">{_esc(run.last.log[-1][:90])}</span>')
+            lines.append(f'<span style="color:{MUTED};font-family:monospace">{_esc(run.last.log[-1][:90])}</span>')
     return (f'<div style="border-left:4px solid {COLOURS.get(status)};background:{BACKGROUNDS.get(status)};'
             f'margin:4px 0;padding:4px 6px;border-radius:3px;font-size:90%;overflow-wrap:anywhere">'
             + "<br>".join(lines) + "</div>")
@@ -65,7 +65,7 @@ def pipeline_html(definition: Any, execution: Any = None, extra: str = "") -> st
         boxes.append(f'<div style="border:2px solid {COLOURS.get(status)};border-radius:6px;padding:6px;'
                      f'min-width:170px;max-width:260px;background:white">'
                      f'<div style="font-weight:bold">{_esc(stage.name)} {_badge(status)}</div>{acts}</div>')
-    arrow = '<div style="align-self:center;font-size:22px;color:#8c959f;padding:0 4px">&#8594;</div>'
+    arrow = f'<div style="align-self:center;font-size:22px;color:{MUTED};padding:0 4px">&#8594;</div>'
     head = f"<b>Pipeline <code>{_esc(definition.name)}</code></b>"
     if execution is not None:
         head += (f" &middot; execution <code>{_esc(execution.id[:8])}</code> {_badge(execution.status)} "
@@ -119,9 +119,7 @@ class PipelineView:
 
     def show(self) -> PipelineView:
         """Display it (in a notebook; elsewhere print the text form)."""
-        from ...ui.plots import _in_notebook
-
-        if _in_notebook():
+        if in_notebook():
             from IPython.display import HTML, display
 
             self._handle = display(HTML(self.html()), display_id=True)
@@ -147,9 +145,9 @@ class PipelineView:
 
 def timing_chart(execution: Any, *, title: str | None = None, save: str | None = None):
     """A Gantt chart of ``execution``: one row per action, one bar per attempt; returns the figure."""
-    from ...ui.plots import _finish, _plt
+    from ...ui.plots import finish, pyplot
 
-    plt = _plt()
+    plt = pyplot()
     rows = [(s, a) for s in execution.stages.values() for a in s.actions.values()]
     fig, ax = plt.subplots(figsize=(9, 1.4 + 0.5 * len(rows)))
     from matplotlib.patches import Patch
@@ -159,7 +157,7 @@ def timing_chart(execution: Any, *, title: str | None = None, save: str | None =
     for i, (stage, run) in enumerate(rows):
         for n, att in enumerate(run.attempts, 1):
             left, width = att.start - t0, max(att.seconds, end / 400)
-            ax.barh(i, width, left=left, color=COLOURS.get(att.status, "#57606a"), height=0.6)
+            ax.barh(i, width, left=left, color=COLOURS.get(att.status, MUTED), height=0.6)
             label = f"{att.seconds:.1f} s" + (f" (attempt {n})" if len(run.attempts) > 1 else "")
             if width > end * 0.22:  # room inside the bar
                 ax.annotate(label, (left + width / 2, i), ha="center", va="center", fontsize=8, color="white")
@@ -175,7 +173,7 @@ def timing_chart(execution: Any, *, title: str | None = None, save: str | None =
                         color=COLOURS["Idle"])
     bounds = [i for i in range(1, len(rows)) if rows[i][0] is not rows[i - 1][0]]
     for b in bounds:
-        ax.axhline(b - 0.5, color="#d0d7de", linewidth=1)
+        ax.axhline(b - 0.5, color=FAINT, linewidth=1)
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels([f"{s.name} / {a.name}" for s, a in rows])
     ax.set_xlim(0, end * 1.2)
@@ -184,4 +182,4 @@ def timing_chart(execution: Any, *, title: str | None = None, save: str | None =
               loc="upper center", bbox_to_anchor=(0.5, -0.35 if len(rows) < 4 else -0.2), ncol=2, fontsize=8,
               frameon=False)
     title = title or f"Pipeline {execution.pipeline.name}: execution {execution.id[:8]} ({execution.status})"
-    return _finish(plt, fig, ax, title, save)
+    return finish(plt, fig, ax, title, save)
