@@ -52,11 +52,15 @@ def _vm_assets(a) -> int:
     return main() or 0
 
 
+_TYPES = {"float": float, "int": int, "str": str}  # a limit's annotation (text, as `annotations` keeps it) -> a type
+
+
 def _grade(a) -> int:
+    from .dockerfile.limits import limit_flags
     from .grading.classroom import grade
     from .grading.limits import GradeLimits
 
-    given = {k: getattr(a, k) for k in ("timeout", "cell_timeout", "memory", "cpus") if getattr(a, k) is not None}
+    given = {f.name: getattr(a, f.name) for f in limit_flags(GradeLimits) if getattr(a, f.name) is not None}
     grade(a.submissions, a.assignment, a.out, workers=a.workers, limits=GradeLimits(**given),
           students=a.student or None, questions=a.question or None, cluster="swarm" if a.swarm else "local",
           image=a.image)  # it prints its progress and summary
@@ -64,6 +68,9 @@ def _grade(a) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .dockerfile.limits import limit_flags
+    from .grading.limits import GradeLimits
+
     p = argparse.ArgumentParser(prog="coursekit", description="Helpers for the deployment course.")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -98,10 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, help="sandboxes at a time (default: the number of CPU cores)")
     s.add_argument("--student", action="append", help="grade this student again, even if done (repeatable)")
     s.add_argument("--question", action="append", help="re-score only this question from saved answers (repeatable)")
-    s.add_argument("--timeout", type=float, help="seconds for a whole submission (default 300)")
-    s.add_argument("--cell-timeout", type=float, help="seconds for one cell (default 60)")
-    s.add_argument("--memory", help="memory of one sandbox, e.g. 1g (default)")
-    s.add_argument("--cpus", type=float, help="CPU cores of one sandbox (default 1)")
+    for f in limit_flags(GradeLimits):  # the limits declared with cli=True, their help and default
+        default = f"{f.default:g}" if isinstance(f.default, float) else f.default
+        s.add_argument("--" + f.name.replace("_", "-"), type=_TYPES[f.type],
+                       help=f"{f.metadata['help']} (default {default})")
     s.add_argument("--swarm", action="store_true",
                    help="run the sandboxes as one Docker Swarm job (turns on a one-node swarm if needed)")
     s.add_argument("--image", help="the sandbox image to run (default: built here); on a cluster, pushed to a registry")

@@ -362,7 +362,7 @@ def _run(res: Tryout, tag: str, *, command, port, path, host_port, wait_healthy,
 
 def try_dockerfile(dockerfile: str, files: dict | None = None, *, command: list[str] | None = None,
                    port: int | None = None, path: str = "/", wait_healthy: bool = False, run_seconds: float = 3.0,
-                   build_timeout: float = 180.0, start_timeout: float = 20.0, limits: Limits | None = None,
+                   build_timeout: float | None = None, start_timeout: float | None = None, limits: Limits | None = None,
                    lesson: str | None = None, progress: Progress = None, host_port: int | None = None) -> Tryout:
     """Build ``dockerfile`` (with ``files`` as the rest of its context), run it in the sandbox, judge it.
 
@@ -370,12 +370,15 @@ def try_dockerfile(dockerfile: str, files: dict | None = None, *, command: list[
     127.0.0.1 port (``host_port`` to choose one: "already in use" is raised as an error, not a
     verdict, since it is not the Dockerfile's fault); without ``port`` it is a script that must
     exit 0 within ``run_seconds``. ``wait_healthy`` also waits for its HEALTHCHECK.
-    ``progress`` receives each line of build output.
+    ``progress`` receives each line of build output. ``build_timeout`` and ``start_timeout``
+    override the wall clocks of ``limits`` (:class:`~coursekit.dockerfile.limits.Limits`).
 
     Never raises for a bad Dockerfile; raises :class:`~coursekit.errors.EngineUnavailable`
     without an engine (a syntax error is still reported without one).
     """
     limits = limits or Limits()
+    build_timeout = limits.build_timeout if build_timeout is None else build_timeout
+    start_timeout = limits.start_timeout if start_timeout is None else start_timeout
     if port is not None and not (isinstance(port, int) and 0 < port < 65536):
         raise CoursekitError(f"port={port!r} is not a TCP port", "give the container's port as a number, e.g. 8000")
     limits.create_options(port=port)  # refuses port= with network="none" before anything is built

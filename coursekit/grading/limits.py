@@ -1,39 +1,17 @@
-"""Every limit a submission is graded under, declared in one place, with its default.
+"""Every limit a submission is graded under: the sandbox's fields, with grading's defaults and its own.
 
 ``coursekit grade`` (:mod:`coursekit.grading.classroom`) runs each student's notebook in a container
-of its own (:mod:`coursekit.grading.local`). :class:`GradeLimits` extends the Dockerfile
-sandbox's :class:`~coursekit.dockerfile.limits.Limits` (memory, swap, PIDs, CPUs, open files,
-capabilities, no-new-privileges, engine log cap: the same fields, the same meaning) with
-what grading a notebook adds, and changes a few defaults:
+of its own (:mod:`coursekit.grading.local`, or a Swarm task, :mod:`coursekit.grading.swarm`).
+:class:`GradeLimits` is the container sandbox of :mod:`coursekit.dockerfile.limits` (memory,
+swap, PIDs, CPUs, open files, capabilities, no-new-privileges, tmpfs, engine log: the same fields,
+the same meaning, the same translation to ``docker run`` and to a Swarm task), with stricter
+defaults (no network at all, a read-only root, the image's non-root ``grader`` user, a ``noexec``
+``/tmp``, no core dumps) and what grading a notebook adds: the wall clocks, the kernel restarts and
+the size caps. Every field has its help text; ``print(GradeLimits.describe())`` shows them all, and
+the fields marked ``cli`` are the flags of ``coursekit grade``. The whole structure is sent to the
+worker inside the sandbox, which enforces the notebook's own limits (cells, restarts, answers).
 
-===================  ==========  ===========================================================
-limit                default     what it bounds
-===================  ==========  ===========================================================
-memory (and swap)    1g          the whole sandbox: worker + kernel + whatever they start; over
-                                 it the kernel is killed first (it is the one to go, see
-                                 :mod:`coursekit.grading.worker`) and its cell is skipped
-pids                 128         processes *and* threads: a fork bomb stops there
-cpus                 1.0         CPU cores of one sandbox (N sandboxes run side by side)
-nofile               1024        open files per process
-network              "none"      no network at all, not even the default bridge
-read_only            True        read-only root file system ...
-tmpfs_size           64m         ... and one writable tmpfs, ``/tmp`` (noexec, nosuid, nodev)
-shm_size             8m          ``/dev/shm``, Docker's shared-memory tmpfs (noexec too)
-user                 10001:10001 the image's ``grader`` user, never root
-cap_drop, nnp        ALL, yes    no capabilities; setuid programs gain nothing
-core dumps           0           a crashing kernel leaves no core (ulimit core=0)
-timeout              300 s       wall clock of the whole sandbox, from start to removal
-cell_timeout         60 s        one cell (or one answer's evaluation), then it is interrupted
-interrupt_grace      5 s         how long an interrupted cell may take to stop before the kernel
-                                 is declared hung, killed and the notebook run again without it
-restarts             2           kernel restarts after a crash or hang (each skips the culprit)
-answers_bytes        4 MB        all answers of one submission as JSON (each one is also capped
-                                 at :data:`coursekit.exercises.checks.MAX_ANSWER_BYTES`)
-submission_bytes     20 MB       the notebook (outputs stripped) plus the files beside it
-message_chars        400         the error text kept from one cell
-engine_log_size      16m         what the engine keeps of the worker's output (only the worker
-                                 writes there; the student's code cannot)
-===================  ==========  ===========================================================
+A sandbox weaker than the defaults is refused, with what to write instead:
 
 >>> GradeLimits().create_options()["network_mode"], GradeLimits().create_options()["user"]
 ('none', '10001:10001')
@@ -48,41 +26,50 @@ builds and runs them after the sandbox step, through
 :func:`coursekit.dockerfile.tryout.try_dockerfile` and the plain
 :class:`~coursekit.dockerfile.limits.Limits` (see :mod:`coursekit.grading.classroom`).
 
-Lesson: none (the instructor's side: issue 7, ``coursekit grade``).
+Lesson: none (the instructor's side, ``coursekit grade``).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
+from ..dockerfile.limits import ContainerLimits, default_of, limit, size_bytes
 from ..errors import CoursekitError
-from ..dockerfile.limits import Limits, size_bytes
 
-#: The course image submissions run in (coursekit itself is layered on top, see gradesandbox).
+#: The course image submissions run in (coursekit itself is layered on top, see grading.image).
 GRADER_IMAGE = "coursekit/grader:1"
 
 
+def _default(name: str, value):
+    return default_of(ContainerLimits, name, value)
+
+
 @dataclass(frozen=True)
-class GradeLimits(Limits):
+class GradeLimits(ContainerLimits):
     """The sandbox of one submission. ``GradeLimits(timeout=120)`` changes one value."""
 
-    # -- the Limits fields whose grading defaults differ (same meaning as in sandboxlimits)
-    memory: str = "1g"             # RAM of the whole sandbox (worker + kernel + children)
-    pids: int = 128                # processes and threads (a kernel with moto uses a few dozen)
-    network: str = "none"          # no network at all
-    read_only: bool = True         # read-only root; /tmp is the only writable place
-    tmpfs_size: str = "64m"        # size of /tmp
-    shm_size: str = "8m"           # size of /dev/shm (Docker's own tmpfs, noexec; multiprocessing needs it)
-    engine_log_size: str = "16m"   # what the engine keeps of the worker's (private) output
-    # -- grading only
-    image: str = GRADER_IMAGE      # the grading image (gradesandbox adds coursekit on top)
-    user: str = "10001:10001"      # the image's non-root `grader` user
-    timeout: float = 300.0         # seconds for the whole sandbox: start, every cell, the answers
-    cell_timeout: float = 60.0     # seconds for one cell or one answer's evaluation
-    interrupt_grace: float = 5.0   # seconds an interrupted cell gets to stop before the kernel counts as hung
-    restarts: int = 2              # kernel restarts after a crash or hang, each skipping the culprit cell
-    answers_bytes: int = 4_000_000  # all answers together, as JSON
-    submission_bytes: int = 20_000_000  # notebook (without outputs) + files beside it
-    message_chars: int = 400       # characters of one cell's error kept for the feedback
+    # -- the sandbox's fields, with grading's defaults (worker + kernel + whatever they start share them;
+    #    on memory exhaustion the kernel is the one killed, see coursekit.grading.worker, and its cell skipped)
+    memory: str = _default("memory", "1g")
+    network: str = _default("network", "none")
+    read_only: bool = _default("read_only", True)
+    tmpfs_size: str = _default("tmpfs_size", "64m")
+    tmpfs_noexec: bool = _default("tmpfs_noexec", True)
+    shm_size: str = _default("shm_size", "8m")
+    user: str = _default("user", "10001:10001")
+    core_dumps: bool = _default("core_dumps", False)
+    engine_log_size: str = _default("engine_log_size", "16m")
+    # -- grading's own
+    image: str = limit(GRADER_IMAGE, "the grading image (coursekit is layered on top of it)")
+    timeout: float = limit(300.0, "seconds for a whole submission: start, every cell, the answers", cli=True)
+    cell_timeout: float = limit(60.0, "seconds for one cell or one answer's evaluation, then it is interrupted",
+                                cli=True)
+    interrupt_grace: float = limit(5.0, "seconds an interrupted cell gets to stop before the kernel counts as hung "
+                                        "(it is then killed and the notebook run again without that cell)")
+    restarts: int = limit(2, "kernel restarts after a crash or hang, each skipping the culprit cell")
+    answers_bytes: int = limit(4_000_000, "all answers of one submission together, as JSON (each is also capped "
+                                          "at coursekit.exercises.checks.MAX_ANSWER_BYTES)")
+    submission_bytes: int = limit(20_000_000, "the notebook (outputs stripped) plus the files beside it")
+    message_chars: int = limit(400, "characters of one cell's error kept for the feedback")
 
     def __post_init__(self):
         super().__post_init__()
@@ -98,7 +85,9 @@ class GradeLimits(Limits):
         if "ALL" not in self.cap_drop or self.cap_add or not self.no_new_privileges:
             raise CoursekitError("the sandbox drops every capability, adds none and sets no-new-privileges",
                                  "leave cap_drop, cap_add and no_new_privileges at their defaults")
-        size_bytes(self.shm_size, "shm_size")
+        if not self.tmpfs_noexec or not self.shm_size:
+            raise CoursekitError("the sandbox's /tmp is noexec and its /dev/shm small",
+                                 "leave tmpfs_noexec and shm_size at their defaults")
         for name in ("timeout", "cell_timeout", "interrupt_grace"):
             if not getattr(self, name) > 0:
                 raise CoursekitError(f"{name}={getattr(self, name)!r} must be a positive number of seconds",
@@ -117,38 +106,14 @@ class GradeLimits(Limits):
                                  f"(answers_bytes={self.answers_bytes:,}) with room to spare",
                                  "make engine_log_size at least twice answers_bytes")
 
-    def create_options(self, *, port: int | None = None, host_port: int | None = None) -> dict:
-        """Keyword arguments for ``engine.create``: the Dockerfile sandbox's options, plus the user,
-        no core dumps, a ``noexec`` /tmp, and stdin open (the submission arrives there)."""
-        from docker.types import Ulimit
-
+    def create_options(self, *, port: int | None = None, host_port: int | None = None,
+                       network: str | None = None) -> dict:
+        """Keyword arguments for ``engine.create``: every limit (a grading sandbox publishes no port)."""
         if port:
             raise CoursekitError("a grading sandbox publishes no port", "leave port out")
-        opts = super().create_options()
-        opts["ulimits"] = list(opts["ulimits"]) + [Ulimit(name="core", soft=0, hard=0)]
-        opts["tmpfs"] = {"/tmp": f"rw,noexec,nosuid,nodev,size={self.tmpfs_size}"}
-        opts["user"] = self.user
-        opts["shm_size"] = self.shm_size
-        opts["stdin_open"] = True
-        opts["environment"] = {"HOME": "/tmp", "COURSEKIT_NO_ENGINE": "1", "PYTHONDONTWRITEBYTECODE": "1"}
-        return opts
+        return super().create_options(network=network)
 
     @property
     def budget(self) -> float:
         """Seconds the worker may use: it must be done (answers printed) a little before the host's wall clock ends."""
         return max(self.timeout - 10.0, self.timeout * 0.8)
-
-    def to_dict(self) -> dict:
-        """Plain values (for the state file and the log)."""
-        d = asdict(self)
-        return {f.name: (list(d[f.name]) if isinstance(d[f.name], tuple) else d[f.name]) for f in fields(self)}
-
-    @classmethod
-    def from_dict(cls, doc: dict) -> "GradeLimits":
-        """The limits :meth:`to_dict` wrote (the worker rebuilds them from its request); unknown keys are refused."""
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(doc) - set(known))
-        if unknown:
-            raise CoursekitError(f"unknown grading limits: {', '.join(unknown)}",
-                                 "the host and the sandbox run different coursekit versions: rebuild the sandbox image")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in doc.items()})

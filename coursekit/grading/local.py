@@ -64,7 +64,8 @@ from ..ui.progress import Progress
 from .image import grader_image
 from .inputs import Assignment, Submission, load_assignment
 from .limits import GradeLimits
-from .protocol import CRASHED, GRADED, GRADER_ERROR, OUT_OF_MEMORY, RESULT_MARKER, TIMED_OUT, WORKER_MODULE
+from .protocol import (CRASHED, GRADED, GRADER_ERROR, OUT_OF_MEMORY, RESULT_MARKER, SANDBOX_ENV, TIMED_OUT,
+                       WORKER_MODULE)
 from .report import SubmissionGrade, check_report, graded, prepare, worker_timings, zero_grade
 
 
@@ -122,7 +123,7 @@ def _sandbox(request: dict, image: str, limits: GradeLimits, student: str) -> tu
     payload = json.dumps({**request, "nonce": nonce}).encode()
     cl = engine.client()
     c = engine.create(image, ["python3", "-m", WORKER_MODULE], labels={GRADE_LABEL: student[:200]},
-                      **limits.create_options())
+                      stdin_open=True, environment=SANDBOX_ENV, **limits.create_options())  # the request comes in on stdin
     timings: dict = {}
     sock = None
     with _running_lock:

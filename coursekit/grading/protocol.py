@@ -38,6 +38,8 @@ ANSWERS_MARKER = "COURSEKIT-ANSWERS"
 MAX_ANSWERS_LINE = 64 * ck.MAX_ANSWER_BYTES
 #: Exit status of a work list's worker that ran the notebook but could not hand in its report.
 EXIT_UNDELIVERED = 75
+#: The environment every sandbox starts with (the worker then sets its kernel's own).
+SANDBOX_ENV = {"HOME": "/tmp", "COURSEKIT_NO_ENGINE": "1", "PYTHONDONTWRITEBYTECODE": "1"}
 
 #: What happened to one cell, in the worker's report.
 OK, ERROR, TIMED_OUT, HUNG, CRASHED, NOT_RUN = "ok", "error", "timed out", "hung", "crashed", "not run"

@@ -60,10 +60,11 @@ from ..errors import CoursekitError
 from .inputs import Assignment, Submission
 from .limits import GradeLimits
 from .queue import PORT, QUEUE_MODULE, WorkList
-from .protocol import CRASHED, EXIT_UNDELIVERED, GRADER_ERROR, OUT_OF_MEMORY, TIMED_OUT, WORKER_MODULE
+from .protocol import (CRASHED, EXIT_UNDELIVERED, GRADER_ERROR, OUT_OF_MEMORY, SANDBOX_ENV, TIMED_OUT,
+                       WORKER_MODULE)
 from .report import (SubmissionGrade, check_report, graded,
                      prepare, worker_timings, zero_grade)
-from ..dockerfile.limits import size_bytes
+from ..dockerfile.limits import ContainerLimits, merged
 
 ENDED = {"complete", "failed", "rejected", "shutdown", "orphaned", "remove"}
 POLL = 0.5            # seconds between looks at the work list and the tasks
@@ -154,16 +155,13 @@ class _Job:
             raise engine.explain_docker_error(exc, image=self.image, what="looking up the grading image") from None
 
     def _start_queue(self, ref: str, user: tuple[int, int]) -> None:
-        from docker.types import LogConfig
-
+        limits = ContainerLimits(memory="512m", pids=64 + 8 * self.workers, read_only=True, tmpfs_noexec=True,
+                                 user=f"{user[0]}:{user[1]}")  # the work list: trusted code, small and locked down
         self.queue = engine.run(
             ref, ["python3", "-m", QUEUE_MODULE, "serve", "/queue", str(PORT), str(self.max_report)],
-            detach=True, name=self.queue_name, network=self.network.name, labels=self.labels, init=True,
-            user=f"{user[0]}:{user[1]}", read_only=True, cap_drop=["ALL"], security_opt=["no-new-privileges"],
-            mem_limit="512m", memswap_limit="512m", pids_limit=64 + 8 * self.workers,
-            tmpfs={"/tmp": "rw,noexec,nosuid,nodev,size=16m"}, environment={"HOME": "/tmp"},
+            detach=True, name=self.queue_name, labels=self.labels, init=True, environment={"HOME": "/tmp"},
             volumes={str(self.list.folder): {"bind": "/queue", "mode": "rw"}},
-            log_config=LogConfig(type="json-file", config={"max-size": "1m", "max-file": "1"}))
+            **limits.create_options(network=self.network.name))
         try:
             engine.wait_until(self.list.ready, timeout=60, interval=0.1, what="the work list to start")
         except CoursekitError:
@@ -172,28 +170,18 @@ class _Job:
                                  f"{engine.log_tail(self.queue)}"[:600], "check `coursekit doctor`") from None
 
     def _start_service(self, cl, ref: str) -> None:
-        from docker.types import ContainerSpec, EndpointSpec, Mount, Resources, RestartPolicy, ServiceMode, TaskTemplate
-
-        lim = self.limits
-        spec = ContainerSpec(
-            ref, ["python3", "-m", WORKER_MODULE, "--queue", f"http://{self.queue_name}:{PORT}"],
-            hostname="{{.Task.ID}}", env=["HOME=/tmp", "COURSEKIT_NO_ENGINE=1", "PYTHONDONTWRITEBYTECODE=1"],
-            user=lim.user, labels=self.labels, read_only=True, init=False, cap_drop=list(lim.cap_drop),
-            stop_grace_period=1_000_000_000,
-            mounts=[Mount("/tmp", None, type="tmpfs", tmpfs_size=size_bytes(lim.tmpfs_size), tmpfs_mode=0o1777),
-                    Mount("/dev/shm", None, type="tmpfs", tmpfs_size=size_bytes(lim.shm_size), tmpfs_mode=0o1777)])
-        spec["Ulimits"] = [{"Name": "nofile", "Soft": lim.nofile, "Hard": lim.nofile},
-                           {"Name": "core", "Soft": 0, "Hard": 0}]
-        res = Resources(cpu_limit=int(lim.cpus * 1e9), mem_limit=size_bytes(lim.memory))
-        res["Limits"]["Pids"] = lim.pids
-        template = TaskTemplate(spec, resources=res, restart_policy=RestartPolicy(condition="none"),
-                                networks=[{"Target": self.network.id}],
-                                log_driver={"Name": "json-file",
-                                            "Options": {"max-size": lim.engine_log_size, "max-file": "1"}})
-        mode = ServiceMode("replicated-job", replicas=len(self.items), concurrency=self.workers)
+        """One replicated job: a task per submission, ``workers`` at a time, under the same limits as on one machine."""
+        task = {"ContainerSpec": {"Image": ref, "Command": ["python3", "-m", WORKER_MODULE, "--queue",
+                                                            f"http://{self.queue_name}:{PORT}"],
+                                  "Hostname": "{{.Task.ID}}", "Env": [f"{k}={v}" for k, v in SANDBOX_ENV.items()],
+                                  "Labels": self.labels, "Init": False, "StopGracePeriod": 1_000_000_000},
+                "RestartPolicy": {"Condition": "none", "Delay": 0, "MaxAttempts": 0, "Window": 0},
+                "Networks": [{"Target": self.network.id}]}
+        template = merged(task, self.limits.service_spec())  # the limits as the Docker API writes them
+        mode = {"ReplicatedJob": {"MaxConcurrent": self.workers, "TotalCompletions": len(self.items)}}
         with engine.explaining(ref, f"creating the grading job {self.name}"):
             self.service = cl.api.create_service(template, name=self.name, labels=self.labels, mode=mode,
-                                                 endpoint_spec=EndpointSpec(mode="dnsrr"))["ID"]
+                                                 endpoint_spec={"Mode": "dnsrr"})["ID"]
 
     # -- following it
     def watch(self) -> None:
