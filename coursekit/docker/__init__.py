@@ -14,8 +14,7 @@ of coursekit.
 """
 from __future__ import annotations
 
-from .engine import (EngineStatus, available, clean, cleanup, client, container, create, labels, network, run,
-                     status, volume)
+from .engine import EngineStatus, available, clean, cleanup, client, container, create, network, run, status, volume
 
-__all__ = ["EngineStatus", "available", "clean", "cleanup", "client", "container", "create", "labels", "network",
-           "run", "status", "volume"]
+__all__ = ["EngineStatus", "available", "clean", "cleanup", "client", "container", "create", "network", "run", "status",
+           "volume"]

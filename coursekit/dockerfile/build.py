@@ -17,7 +17,7 @@ import threading
 import time
 from collections import deque
 
-from ..docker import engine
+from ..docker import engine, sdk
 from ..docker.labels import IMAGE_LABEL, SCRATCH_LABEL
 from ..docker.layers import remove_ids
 from ..errors import CoursekitError
@@ -55,7 +55,7 @@ def refused_url(res, df, limits: Limits) -> bool:
 
 def missing_base(res, df, cl) -> bool:
     """Fill ``res`` and return True when a ``FROM`` names an image that is not on the engine."""
-    import docker.errors as de
+    de = sdk.errors()
 
     for number, inst in enumerate(df.instructions, start=1):
         stage = df.stages[inst.stage] if inst.keyword == "FROM" else None
@@ -151,7 +151,7 @@ class BuildRun:
 
     def run(self, res, df, context, tag: str, timeout: float, names=()):
         """Build; return the image, or None with ``res`` telling why not."""
-        import docker.errors as de
+        de = sdk.errors()
 
         t0 = time.monotonic()
         labels = {engine.OWNER: engine.OWNER_VALUE, SCRATCH_LABEL: "1"}

@@ -53,7 +53,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
-from ..docker import engine, waiting
+from ..docker import engine, sdk, waiting
 from .linter import lint
 from .syntax import parse
 from ..errors import CoursekitError
@@ -241,7 +241,7 @@ def _published(container, port: int) -> int:
 
 def _start_failed(res: Tryout, container, exc: Exception, host_port, server: bool) -> None:
     """The engine could not start the container: a port clash is ours to raise, the rest is the Dockerfile's."""
-    import docker.errors as de
+    de = sdk.errors()
 
     text = (exc.explanation if isinstance(exc, de.APIError) else None) or str(exc)
     if host_port and ("already allocated" in text or "address already in use" in text):

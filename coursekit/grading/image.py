@@ -22,7 +22,7 @@ import tarfile
 import threading
 from pathlib import Path
 
-from ..docker import engine
+from ..docker import engine, sdk
 from ..docker.labels import SCRATCH_LABEL
 from ..errors import CoursekitError
 from .limits import GRADER_IMAGE
@@ -59,7 +59,7 @@ def grader_image(base: str = GRADER_IMAGE, progress: Progress = None) -> str:
     The hash covers the base image's id, the recipe above and every file of the coursekit package,
     so the worker in the sandbox is always the code the host runs. Older ``grader-run`` tags are removed.
     """
-    import docker.errors as de
+    de = sdk.errors()
 
     from ..docker import images
     from ..docker.offline import cache_root

@@ -26,7 +26,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..docker import engine
+from ..docker import engine, sdk
 from ..errors import CoursekitError
 from ..docker.labels import SCRATCH_LABEL
 from ..docker.layers import BuildFailed, Step, remove_ids, read_build_stream
@@ -114,7 +114,7 @@ def context_size(folder: str | Path, *, use_dockerignore: bool = True) -> Contex
     """
     import tarfile
 
-    from docker import utils
+    utils = sdk.utils()
 
     folder, exclude = Path(folder), None
     if use_dockerignore and (folder / ".dockerignore").exists():  # read as the docker SDK reads it
@@ -172,7 +172,7 @@ def remove(*images) -> None:
     The images of a multi-stage build's earlier stages are not parents of the result, so
     removing the tag alone would leave them behind: ``built_ids`` names them.
     """
-    import docker.errors as de
+    de = sdk.errors()
 
     cl = engine.client()
     for image in images:

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from ..docker import engine
+from ..docker import engine, sdk
 from ..errors import CoursekitError
 
 IMAGE = "coursekit/postgres:15"
@@ -181,7 +181,7 @@ class Server:
 
 def remove_volume(name: str) -> None:
     """Remove a volume coursekit created (missing is fine; someone else's is refused)."""
-    import docker.errors as de
+    de = sdk.errors()
 
     try:
         vol = engine.client().volumes.get(name)

@@ -87,7 +87,9 @@ def _bytes(quantity: str) -> int:
 
 def swarm_kwargs(app: App) -> dict:
     """Arguments for :func:`coursekit.orchestrate.swarm.service` (add ``network=``)."""
-    from docker.types import Resources
+    from ..docker import sdk
+
+    Resources = sdk.types().Resources
 
     from . import swarm
 

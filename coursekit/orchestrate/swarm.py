@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from ..docker import engine
+from ..docker import engine, sdk
 from ..errors import CoursekitError
 
 ADDR = "127.0.0.1"
@@ -183,7 +183,7 @@ def scale(service: Any, n: int, *, timeout: float = 60.0) -> float:
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise CoursekitError(f"a service scales to a whole number of replicas, 0 or more, not {n!r}",
                              "e.g. swarm.scale(service, 3)")
-    from docker.types import ServiceMode
+    ServiceMode = sdk.types().ServiceMode
 
     t0 = time.monotonic()
     # Not service.scale(): the SDK re-sends the spec with the engine's defaults filled in, which the
@@ -286,7 +286,7 @@ def watch_task(service: Any, container_id: str, *, timeout: float = 60.0,
     Returns the moments something changed: ``(seconds, the container's health or state, running,
     desired)``, e.g. ``healthy`` -> ``unhealthy`` -> ``exited`` -> ``removed``.
     """
-    import docker.errors as de
+    de = sdk.errors()
 
     t0, out, last = time.monotonic(), [], None
     while time.monotonic() - t0 < timeout:
@@ -379,7 +379,7 @@ def _ns(seconds: float, what: str = "a duration") -> int:
 def healthcheck(test: list[str], *, interval: float = 1.0, timeout: float = 1.0, retries: int = 2,
                 start_period: float = 1.0):
     """A HEALTHCHECK for a service, in seconds (the API wants nanoseconds). ``test``: ``["CMD", ...]``."""
-    from docker.types import Healthcheck
+    Healthcheck = sdk.types().Healthcheck
 
     if not isinstance(test, (list, tuple)) or not test or test[0] not in ("CMD", "CMD-SHELL", "NONE"):
         raise CoursekitError(f"a health check's test is a list that starts with 'CMD' (or 'CMD-SHELL'), not {test!r}",
@@ -403,8 +403,9 @@ def service(name: str, image: str, command: Any = None, *, network: str, replica
     ``pin``: an image from a registry is pinned to its digest (:func:`pinned`). ``restart_delay``:
     seconds before a failed task is replaced (the engine's default is 5).
     """
-    import docker.errors as de
-    from docker.types import EndpointSpec, RestartPolicy, ServiceMode, UpdateConfig
+    de = sdk.errors()
+    t = sdk.types()
+    EndpointSpec, RestartPolicy, ServiceMode, UpdateConfig = t.EndpointSpec, t.RestartPolicy, t.ServiceMode, t.UpdateConfig
 
     policy = dict(parallelism=parallelism, delay=_ns(delay, "delay"), monitor=_ns(monitor, "monitor"), order=order)
     if job:

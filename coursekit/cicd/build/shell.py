@@ -70,7 +70,7 @@ class BuildShell:
     # ------------------------------------------------------------------ the shell process
     def start(self, restore: bool = False) -> None:
         """Start a shell; ``restore`` picks up the folder and variables saved before the last command."""
-        from docker.utils.socket import frames_iter
+        from ...docker.sdk import frames as frames_iter
 
         api = self.container.client.api
         cmd = [self.shell, "-c", f"exec 2>&1; exec {self.shell} -s"]

@@ -9,3 +9,5 @@ Rule: the standard library, nbclient and ipykernel; of coursekit only :mod:`cour
 :mod:`coursekit.grading.queue`. Never ``docker`` nor
 :mod:`coursekit.docker` (a test imports the worker and checks).
 """
+
+__all__ = ["hygiene", "kernel", "serve"]

@@ -1,0 +1,6 @@
+"""``python -m coursekit``: the ``coursekit`` command (:mod:`coursekit.cli`)."""
+import sys
+
+from .cli import main
+
+sys.exit(main())
