@@ -6,6 +6,10 @@
   cells marked ``# NBVAL_CHECK_OUTPUT``; a cell that raises fails.
 * ``tests/test_leftovers.py`` runs last, whatever order was asked for, to prove nothing of
   ours is left on the engine.
+* Markers (``pyproject.toml`` lists them): ``engine`` for everything that needs the Docker engine,
+  set here on every test that uses the ``real_engine`` fixture and on the notebooks' engine runs
+  (others say so themselves); ``slow`` and ``browser`` are set by the tests. ``pytest -m "not
+  engine"`` is the tier that runs on a laptop without Docker.
 """
 from __future__ import annotations
 
@@ -62,8 +66,11 @@ class NotebookPair(pytest.File):
 
     def collect(self):
         for mode, env in _engine_modes().items():
-            yield CourseNotebook.from_parent(self, path=self.path, name=mode, nodeid=f"{self.nodeid}::{mode}",
-                                             mode_env=env)
+            nb = CourseNotebook.from_parent(self, path=self.path, name=mode, nodeid=f"{self.nodeid}::{mode}",
+                                            mode_env=env)
+            if mode == "engine":
+                nb.add_marker(pytest.mark.engine)
+            yield nb
 
 
 def pytest_collect_file(file_path: Path, parent):
@@ -75,7 +82,25 @@ def pytest_collect_file(file_path: Path, parent):
     return None
 
 
+#: Fixtures that need the real Docker engine (real_engine hands it over; provisioned makes the course's images).
+ENGINE_FIXTURES = {"real_engine", "provisioned"}
+
+
+def pytest_runtest_setup(item):
+    """A test that needs the engine fails (never skips) where none answers, and says what to do."""
+    if item.get_closest_marker("engine") is None:
+        return
+    from coursekit.docker import engine
+
+    if not engine.available():
+        pytest.fail(f"this test needs the Docker engine: {engine.status().reason}. Start one (./course.sh test "
+                    "does), or run the tier without it: pytest -m 'not engine'", pytrace=False)
+
+
 def pytest_collection_modifyitems(session, config, items):
+    for item in items:
+        if ENGINE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.engine)
     last = [i for i in items if i.nodeid.startswith("tests/test_leftovers.py")]
     if last:
         rest = [i for i in items if i not in last]

@@ -164,7 +164,11 @@ case "$cmd" in
     PIP_TARGET=".[test]"
     setup
     if [ "$HAVE_ENGINE" != 1 ] && [ "${COURSEKIT_NO_ENGINE:-}" != 1 ]; then
-      die "the tests need a Docker engine (see above); to run only the no-engine half, set COURSEKIT_NO_ENGINE=1."
+      die "the tests need a Docker engine (see above); to run only the tier without one, set COURSEKIT_NO_ENGINE=1."
+    fi
+    if [ "$HAVE_ENGINE" != 1 ]; then
+      say "no engine: running the tests that need none (pytest -m 'not engine')"
+      exec "$VENV/bin/python" -m pytest -m "not engine" "$@"
     fi
     exec "$VENV/bin/python" -m pytest "$@"
     ;;

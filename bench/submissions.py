@@ -1,6 +1,6 @@
 """A class of generated submissions for one assignment, with every student's expected grade known in advance.
 
-Used by ``bench/grading.py`` (and checked by ``tests/test_bench_grading.py``). Each notebook starts as
+Used by ``bench/grading.py`` (and checked by ``tests/grading/test_bench_grading.py``). Each notebook starts as
 what students are given (the exercise that ``coursekit assign`` makes from the solution); then each
 question's answer cell is one of:
 

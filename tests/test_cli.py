@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from coursekit.docker import engine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,6 +23,7 @@ def coursekit(*args: str, env: dict | None = None, cwd: Path = ROOT) -> subproce
                           env=e, cwd=cwd, timeout=300)
 
 
+@pytest.mark.engine
 def test_doctor_json_reports_mode_engine_and_versions():
     out = coursekit("doctor", "--json")
     assert out.returncode == 0, out.stderr
@@ -41,6 +44,7 @@ def test_doctor_without_an_engine_says_why_and_what_to_do():
     assert "nothing at /tmp/ck-nothing-here.sock" in out.stdout and "what to do:" in out.stdout
 
 
+@pytest.mark.engine
 def test_images_when_everything_is_present_is_quick_and_says_so():
     t0 = time.perf_counter()
     out = coursekit("images")
@@ -50,6 +54,7 @@ def test_images_when_everything_is_present_is_quick_and_says_so():
     assert took < 10, f"an idempotent `coursekit images` took {took:.1f} s"  # generous: the bench measures it
 
 
+@pytest.mark.engine
 def test_clean_removes_what_coursekit_started():
     c = engine.run("coursekit/busybox:v1", "sleep 60", detach=True)
     v = engine.volume()

@@ -27,9 +27,8 @@ def _ours():
     return found
 
 
+@pytest.mark.engine
 def test_nothing_of_ours_is_left_on_the_engine():
-    if not engine.available():
-        pytest.skip(f"no engine in this run: {engine.status().reason}")
     # Killed notebook kernels are cleaned up by their reaper, a moment after they die.
     deadline = time.monotonic() + 20
     left = _ours()

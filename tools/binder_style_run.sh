@@ -77,7 +77,7 @@ cd "$WORK/repo"
 as_user python3 -m venv "$WORK/venv"
 as_user "$WORK/venv/bin/pip" install -q -r "$WORK/requirements.txt"
 as_user bash binder/postBuild
-kernel=$(ls "$WORK"/home/.cache/coursekit/lessons/vm/kernel/boot/vmlinuz-* 2>/dev/null | tail -n 1)
+kernel=$(ls "$WORK"/home/.cache/coursekit/vm/kernel/boot/vmlinuz-* 2>/dev/null | tail -n 1)
 if [ -n "$kernel" ]; then
   echo "[binder-style] VM assets in the user's home: $(basename "$kernel"), owned by $(stat -c %U "$kernel")"
 else

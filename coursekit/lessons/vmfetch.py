@@ -104,7 +104,7 @@ def machine_sources(codename: str, apt_dir: Path = APT_DIR) -> tuple[list[str], 
             f"this machine's apt sources ({apt_dir}/sources.list, {apt_dir}/sources.list.d/) name no archive "
             f"for {codename or 'this release'} with a `main` component, so there is nowhere to fetch a kernel from",
             "add the distribution's archive to the apt sources (as the distribution's images have it), or put a "
-            "bzImage at ~/.cache/coursekit/lessons/vm/kernel/boot/vmlinuz-<release> yourself")
+            "bzImage at ~/.cache/coursekit/vm/kernel/boot/vmlinuz-<release> yourself")
     return one, d822
 
 
@@ -144,7 +144,7 @@ class PrivateApt:
         if not shutil.which(tool):
             raise CoursekitError(f"`{tool}` is not on this machine, so the guest kernel cannot be fetched",
                                  "fetching the kernel needs Debian or Ubuntu (or an image based on them); elsewhere, "
-                                 "put a bzImage at ~/.cache/coursekit/lessons/vm/kernel/boot/vmlinuz-<release> yourself")
+                                 "put a bzImage at ~/.cache/coursekit/vm/kernel/boot/vmlinuz-<release> yourself")
         cmd = [tool, *(self.options() if tool.startswith("apt") else []), *args]
         r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False,
                            env={**os.environ, "LC_ALL": "C"})

@@ -11,7 +11,7 @@ from coursekit.exercises import assign, notebooks
 from coursekit.docker import engine
 from coursekit.grading import inprocess
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LESSONS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
 ALL = LESSONS + SOLUTIONS + sorted((ROOT / "exercises").glob("*.ipynb"))
@@ -55,6 +55,8 @@ def test_lesson_has_the_course_structure(path):
         f"{path.name} should end with the clean-up cell ck.finish()"
 
 
+@pytest.mark.engine
+@pytest.mark.slow
 @pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.stem)
 def test_solution_scores_full_marks_and_exercise_zero(solution):
     if not engine.available():

@@ -23,7 +23,7 @@ from coursekit.cicd import pipeline
 from coursekit.orchestrate import swarm
 
 pytestmark = pytest.mark.usefixtures("real_engine")
-HERE = Path(__file__).parent / "fixtures" / "pipelines"
+HERE = Path(__file__).parents[1] / "fixtures" / "pipelines"
 LESSON = "test-pipeline"
 
 
@@ -166,6 +166,7 @@ def test_actions_with_the_same_run_order_run_side_by_side(sb, tmp_path):
     assert listing[:2] == ["Dockerfile", "app.py"]  # Package got Unit's output artifact, not the whole source
 
 
+@pytest.mark.slow
 def test_swarm_deploy_pushes_and_rolls_the_service_to_the_new_digest(sb, tmp_path):
     repo = make_repo(tmp_path, "web")
     service = f"ck-web-{uuid.uuid4().hex[:6]}"

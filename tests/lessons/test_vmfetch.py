@@ -1,7 +1,7 @@
 """coursekit.lessons.vmfetch: which archive and which kernel package, read from the machine as apt would.
 
-No network here: the real download is exercised by tests/test_vm.py (as root) and by the
-Binder-style run (as a non-root user, tests/test_binder_style.py).
+No network here: the real download is exercised by tests/lessons/test_vm.py (as root) and by the
+Binder-style run (as a non-root user, tests/course/test_binder_style.py).
 """
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ import pytest
 from coursekit.exercises import assign, checks, notebooks
 from coursekit.grading import inprocess
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import nbgrader_course  # noqa: E402
 import submissions  # noqa: E402
 

@@ -11,7 +11,7 @@ from coursekit.cicd.build import spec as buildspec
 from coursekit.cicd.build.artifacts import Picker
 from coursekit.cicd.build.spec import BuildspecError, FileSet
 
-HERE = Path(__file__).parent / "fixtures" / "buildspecs"
+HERE = Path(__file__).parents[1] / "fixtures" / "buildspecs"
 
 
 def test_a_full_buildspec_is_read_as_written():

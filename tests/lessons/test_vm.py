@@ -22,7 +22,7 @@ from coursekit.lessons import vm, vmfetch
 from coursekit.errors import CoursekitError
 
 DEBIAN_ROOT = Path("/etc/debian_version").exists() and os.geteuid() == 0
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _static_busybox() -> Path:

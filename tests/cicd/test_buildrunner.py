@@ -18,7 +18,7 @@ from coursekit.errors import CoursekitError
 
 pytestmark = pytest.mark.usefixtures("real_engine")
 
-HERE = Path(__file__).parent / "fixtures" / "buildspecs"
+HERE = Path(__file__).parents[1] / "fixtures" / "buildspecs"
 PROJECT = HERE / "project"
 LESSON = "test-buildrunner"
 

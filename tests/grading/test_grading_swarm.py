@@ -3,7 +3,7 @@
 The work list's rules are checked first, in-process (each test client speaks from its own
 loopback address, as each task container does from its own): one open claim per address, a
 report only with its item's nonce, from the claiming address, once. Then the class of
-tests/test_gradeclass.py, plus a sandbox probe and a submission that attacks the work list, is
+tests/grading/test_classroom.py, plus a sandbox probe and a submission that attacks the work list, is
 graded locally and as a Swarm job: the gradebooks must be the same, row for row.
 """
 from __future__ import annotations
@@ -186,6 +186,7 @@ def both(tmp_path_factory, swarm_before):
     return root, expected, runs, lines
 
 
+@pytest.mark.slow
 def test_the_swarm_job_gives_the_same_gradebook_as_local_mode(both):
     root, expected, runs, _ = both
     local, on_swarm = _book(root / "local"), _book(root / "swarm")
@@ -252,6 +253,7 @@ def test_a_second_run_runs_nothing(both, swarm_before, tmp_path):
     assert _book(out) == _book(root / "swarm") and swarm.state() == swarm_before
 
 
+@pytest.mark.slow
 def test_an_interrupted_swarm_run_tidies_up_and_resumes(both, swarm_before, tmp_path):
     root = both[0]
     with pytest.raises(KeyboardInterrupt):
@@ -267,6 +269,7 @@ def test_an_interrupted_swarm_run_tidies_up_and_resumes(both, swarm_before, tmp_
     assert _book(tmp_path / "out") == _book(root / "swarm")
 
 
+@pytest.mark.slow
 def test_a_worker_out_of_memory_and_a_sandbox_past_its_deadline(tmp_path, swarm_before):
     subs = tmp_path / "subs"
     hang = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"
@@ -283,6 +286,7 @@ def test_a_worker_out_of_memory_and_a_sandbox_past_its_deadline(tmp_path, swarm_
     assert swarm.state() == swarm_before
 
 
+@pytest.mark.slow
 def test_the_cli_option_and_a_wrong_cluster(both, tmp_path, capsys):
     subs = tmp_path / "subs"
     subs.mkdir()

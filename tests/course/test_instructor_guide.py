@@ -8,7 +8,7 @@ import pytest
 
 from coursekit.exercises import notebooks
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GUIDE = (ROOT / "docs" / "instructors.md").read_text()
 LESSONS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 

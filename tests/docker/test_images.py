@@ -15,7 +15,7 @@ import pytest
 from coursekit.docker import engine, images, offline as imagebuild
 from coursekit.errors import ImageProvisioningError
 
-needs_engine = pytest.mark.skipif(not engine.available(), reason="no Docker engine answers here")
+needs_engine = pytest.mark.engine
 RUNS = {
     "coursekit/busybox:v1": (["echo", "hi"], "hi"),
     "coursekit/debian:bookworm": (["cat", "/etc/debian_version"], "12."),
@@ -76,6 +76,7 @@ def test_dependencies_come_first():
     assert order == ["coursekit/debian:bookworm", "coursekit/python:3.11"]
 
 
+@pytest.mark.engine
 def test_unknown_image_name_is_explained():
     with pytest.raises(ImageProvisioningError) as err:
         images.ensure(["nginx"])
@@ -141,8 +142,6 @@ def test_building_debian_without_a_mirror_names_image_and_fix(tmp_path, monkeypa
 
 @pytest.fixture(scope="module")
 def provisioned():
-    if not engine.available():
-        pytest.skip("no Docker engine answers here")
     lines: list[str] = []
     t0 = time.monotonic()
     reports = images.ensure(progress=lines.append)

@@ -1,6 +1,6 @@
 """coursekit.cicd.pipeline.definition: CodePipeline's structural rules, each with the message a learner reads; the
 definition registered in moto's CodePipeline; what a pipeline does without a Docker engine. No engine
-is needed here (tests/test_pipeline.py runs pipelines for real). Lesson 08-ci-cd."""
+is needed here (tests/cicd/test_pipeline.py runs pipelines for real). Lesson 08-ci-cd."""
 from __future__ import annotations
 
 import io
@@ -17,7 +17,7 @@ from coursekit.cicd.pipeline import definition as pipelinedef
 from coursekit.errors import CoursekitError
 from coursekit.cicd.pipeline.definition import PipelineError
 
-HERE = Path(__file__).parent / "fixtures" / "pipelines"
+HERE = Path(__file__).parents[1] / "fixtures" / "pipelines"
 BAD = HERE / "malformed"
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def apt_txt_packages() -> list[str]:
@@ -30,6 +30,7 @@ def test_apt_txt_lists_what_the_vm_lesson_needs():
     assert "coursekit vm-assets" in (ROOT / "binder" / "postBuild").read_text()
 
 
+@pytest.mark.slow
 def test_every_notebook_runs_when_set_up_from_binder_only():
     if os.geteuid() != 0 or not shutil.which("setpriv") or not shutil.which("apt-get"):
         msg = "needs root (to create the non-root user and install binder/apt.txt), setpriv and apt-get"

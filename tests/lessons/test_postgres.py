@@ -11,7 +11,7 @@ from coursekit.docker import engine, images
 from coursekit.lessons import postgres
 from coursekit.errors import CoursekitError
 
-pytestmark = pytest.mark.skipif(not engine.available(), reason="no Docker engine answers here")
+pytestmark = pytest.mark.engine
 LESSON = "test-postgres"
 
 

@@ -106,6 +106,7 @@ def test_12_iam_runs_moto_offline_inside_the_sandbox(tmp_path, real_engine):
     assert part.questions["q1"].status == "not attempted"
 
 
+@pytest.mark.slow
 def test_05_dockerfiles_are_built_and_run_by_the_trusted_grader(tmp_path, real_engine):
     every = list(classroom.points(A05))
     full = _run(tmp_path, A05, classroom.student(A05, solved=every))
@@ -210,6 +211,7 @@ def test_resume_regrades_nothing_done_and_only_what_changed(graded_class, tmp_pa
         classroom.write(classroom.student(A09), root / "subs" / "cyd" / f"{A09}.ipynb")
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_where_it_stopped(graded_class, tmp_path):
     root = graded_class[0]
     with pytest.raises(KeyboardInterrupt):
@@ -275,6 +277,7 @@ def test_dockerfile_answers_collected_without_an_engine_are_checked_once_one_ans
     assert again.results["zoe"].score == zoe.max_score
 
 
+@pytest.mark.slow
 def test_a_sandbox_past_its_wall_clock_is_killed_and_timed_out(tmp_path, a09):
     hang = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"
     nb = classroom.student(A09, solved=list(a09.questions), append=[hang])

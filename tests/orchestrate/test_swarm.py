@@ -76,6 +76,7 @@ def test_a_killed_task_is_replaced(net):
     svc.remove()
 
 
+@pytest.mark.slow
 def test_rolling_update_then_automatic_rollback_on_failed_health(net):
     n, probe = net
     name = _name()
@@ -198,6 +199,7 @@ def test_registry_images_are_pinned_to_their_digest(net, pushed):
         swarm.pinned(f"{reg.host}/web:nope")
 
 
+@pytest.mark.slow
 def test_rolling_update_by_digest_then_a_broken_version_rolls_back(net, pushed):
     n, probe = net
     reg, digests = pushed
@@ -227,6 +229,7 @@ def test_a_bad_update_policy_is_refused_before_anything_is_created():
     assert "start-first" in err.value.fix
 
 
+@pytest.mark.slow
 def test_a_service_whose_image_cannot_be_pulled_says_why(net):
     n, _ = net
     svc = swarm.service(_name(), "127.0.0.1:9/nowhere/web:1", SERVE, network=n.name, replicas=1, pin=False,

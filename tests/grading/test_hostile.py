@@ -59,6 +59,7 @@ def _notes(r):
     return [(c["status"], c["message"]) for c in r.cells]
 
 
+@pytest.mark.slow
 def test_honest_students_are_graded_as_usual_beside_the_attacks(graded, pts):
     _only_lost(graded.results["honest_full"], pts)
     _only_lost(graded.results["honest_partial"], pts, "q2", "q4")
