@@ -30,12 +30,43 @@ class CoursekitError(Exception):
         return self.problem
 
 
+# One kind of error per area of the package, so that callers (and tests) catch what they mean
+# instead of reading message text. Each still carries its problem and its fix.
+
 class EngineUnavailable(CoursekitError):
     """No usable Docker engine: absent, down, too old, or switched off on purpose."""
 
 
-class ImageProvisioningError(CoursekitError):
+class DockerError(CoursekitError):
+    """The engine answered but refused or failed (a taken port or name, a missing image, a failed build)."""
+
+
+class ImageProvisioningError(DockerError):
     """An image the course needs could neither be pulled nor built."""
+
+
+class RegistryError(DockerError):
+    """The course registry (or a registry's HTTP API) refused or could not start."""
+
+
+class OrchestrationError(CoursekitError):
+    """Swarm mode or a service did not do what was asked (or a Kubernetes cluster is not there)."""
+
+
+class DockerfileError(CoursekitError):
+    """A Dockerfile tryout asked for something the sandbox cannot do (a port with no network, a taken port)."""
+
+
+class LimitsError(CoursekitError):
+    """A sandbox limit out of range or weaker than the sandbox allows (``Limits``, ``GradeLimits``)."""
+
+
+class AWSSandboxError(CoursekitError):
+    """The AWS sandbox refused a request or could not start."""
+
+
+class CICDError(CoursekitError):
+    """A build or a pipeline could not start or run (a bad source folder, an unknown project...)."""
 
 
 class NotebookError(CoursekitError):
@@ -46,8 +77,12 @@ class CheckError(CoursekitError):
     """``check()`` was asked about something it does not know."""
 
 
-class AWSSandboxError(CoursekitError):
-    """The AWS sandbox refused a request or could not start."""
+class GradingError(CoursekitError):
+    """A class cannot be graded as asked (no submissions, a broken solution, the grading image missing)."""
+
+
+class LessonError(CoursekitError):
+    """A lesson's helper was used in a way it cannot work (a VM that cannot boot, a model's bad input...)."""
 
 
 def _render(exc: CoursekitError) -> str:

@@ -27,14 +27,14 @@ from pathlib import Path
 from typing import Optional, Union
 
 from . import engine
-from ..errors import CoursekitError
+from ..errors import CoursekitError, DockerError
 from .labels import SCRATCH_LABEL
 from ..ui.progress import Progress
 
 LESSON = "03-images-and-layers"
 
 
-class BuildFailed(CoursekitError):
+class BuildFailed(DockerError):
     """A ``docker build`` step failed: ``step``, ``instruction`` and ``output`` say which and why."""
 
     def __init__(self, problem: str, fix: str, step: int = 0, instruction: str = "", output: str = ""):

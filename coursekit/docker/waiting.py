@@ -15,7 +15,7 @@ import socket
 import time
 from typing import Any
 
-from ..errors import CoursekitError
+from ..errors import CoursekitError, DockerError
 
 #: Lines of a container's log quoted when it exits unexpectedly.
 LOG_TAIL_LINES = 12
@@ -32,7 +32,7 @@ EXIT_MEANINGS = {
 }
 
 
-class ContainerExited(CoursekitError):
+class ContainerExited(DockerError):
     """A container stopped while we waited for it to run or to answer."""
 
     def __init__(self, problem: str, fix: str, exit_code: int | None = None, log_tail: str = "",

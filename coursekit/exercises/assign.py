@@ -58,7 +58,7 @@ _STUB_RE = re.compile(r"^([ \t]*)### STUB(?: (.*))?$")
 _NEAR_RE = re.compile(r"^\s*#+\s*(BEGIN|END)\s*SOLUTION|^\s*#+\s*STUB\b", re.IGNORECASE)
 
 
-class SolutionFormatError(CoursekitError):
+class SolutionFormatError(NotebookError):
     """A solution notebook breaks the solution-region or check-cell format."""
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import CoursekitError
+from ..errors import CoursekitError, LessonError
 from ..ui.notebook import html_text
 from ..ui.palette import GOOD, MUTED, WARN
 
@@ -31,7 +31,7 @@ RIGHT, WRONG, MISSING = "✔ Right", "✘ Not quite", "… Not placed yet"
 _COLOURS = {True: GOOD, False: WARN, None: MUTED}
 
 
-class SortQuizError(CoursekitError, ValueError):
+class SortQuizError(LessonError, ValueError):
     """A sorting quiz was built or answered with something it does not know."""
 
 

@@ -34,7 +34,7 @@ import io
 import math
 from dataclasses import dataclass, replace
 
-from ..errors import CoursekitError
+from ..errors import CoursekitError, LessonError
 from ..ui.palette import BAD, DARK, GOLD, GOOD, INK, LIGHT, PURPLE
 
 STEP_MINUTES = 10
@@ -46,7 +46,7 @@ DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 HOURS_PER_MONTH = 730
 
 
-class ModelError(CoursekitError, ValueError):
+class ModelError(LessonError, ValueError):
     """A model was given something it cannot use (a negative lag, an empty demand...)."""
 
 

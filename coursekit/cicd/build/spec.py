@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
-from ...errors import CoursekitError
+from ...errors import CICDError, CoursekitError
 from ..yamlcheck import Checker, kind
 
 PHASES = ("install", "pre_build", "build", "post_build")
@@ -71,7 +71,7 @@ _IGNORED = {"run-as": "commands run as root, the image's default user", "proxy":
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
-class BuildspecError(CoursekitError):
+class BuildspecError(CICDError):
     """A buildspec CodeBuild (or this runner) would not accept; ``key`` is the offending key's path."""
 
     def __init__(self, problem: str, fix: str, key: str = "", line: int | None = None):

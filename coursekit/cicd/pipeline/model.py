@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from ...errors import CoursekitError
+from ...errors import CICDError
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ class PipelineDef:
         return (self.raw.get("artifactStore") or {}).get("location")
 
 
-class PipelineError(CoursekitError):
+class PipelineError(CICDError):
     """A definition CodePipeline would refuse; ``problems`` lists ``(rule, where, message)``."""
 
     def __init__(self, problems: list[tuple[str, str, str, str]]):
