@@ -44,7 +44,7 @@ import re
 from pathlib import Path
 
 from . import notebooks
-from ..errors import CoursekitError, NotebookError
+from ..errors import NotebookError
 
 #: Version of the exercise metadata layout (``metadata.coursekit.format``).
 FORMAT = 1

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import CoursekitError, LessonError
+from ..errors import LessonError
 from ..ui.notebook import html_text
 from ..ui.palette import GOOD, MUTED, WARN
 

@@ -34,7 +34,7 @@ import io
 import math
 from dataclasses import dataclass, replace
 
-from ..errors import CoursekitError, LessonError
+from ..errors import LessonError
 from ..ui.palette import BAD, DARK, GOLD, GOOD, INK, LIGHT, PURPLE
 
 STEP_MINUTES = 10

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
-from ...errors import CICDError, CoursekitError
+from ...errors import CICDError
 from ..yamlcheck import Checker, kind
 
 PHASES = ("install", "pre_build", "build", "post_build")
