@@ -54,7 +54,7 @@ class OrchestrationError(CoursekitError):
 
 
 class DockerfileError(CoursekitError):
-    """A Dockerfile tryout asked for something the sandbox cannot do (a port with no network, a taken port)."""
+    """A Dockerfile that cannot be read, or a tryout that asks for what the sandbox cannot do (a taken port...)."""
 
 
 class LimitsError(CoursekitError):

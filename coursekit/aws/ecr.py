@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Optional, Union
 
-from ..errors import CoursekitError
+from .errors import AWSError
 
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 _FIX = "see the rule format in lesson 06, section 8 (or AWS's 'Lifecycle policy properties' page)"
@@ -56,8 +56,8 @@ class Expiry:
                 f"expired by rule {self.rule}" + (f" ({self.description})" if self.description else ""))
 
 
-def _bad(problem: str, fix: str = _FIX) -> CoursekitError:
-    return CoursekitError(f"this lifecycle policy is not valid: {problem}", fix)
+def _bad(problem: str, fix: str = _FIX) -> AWSError:
+    return AWSError(f"this lifecycle policy is not valid: {problem}", fix)
 
 
 def parse_policy(policy: Union[str, dict]) -> list[dict]:
@@ -124,8 +124,8 @@ def _when(value: Any) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if not isinstance(value, datetime):
-        raise CoursekitError(f"an image's imagePushedAt should be a date and time, not {value!r}",
-                             "pass the imageDetails of describe_images, or images made with ecr.image()")
+        raise AWSError(f"an image's imagePushedAt should be a date and time, not {value!r}",
+                       "pass the imageDetails of describe_images, or images made with ecr.image()")
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
@@ -191,9 +191,9 @@ def preview_repository(client: Any, repository: str, *, now: Optional[datetime] 
     try:
         text = client.get_lifecycle_policy(repositoryName=repository)["lifecyclePolicyText"]
     except client.exceptions.LifecyclePolicyNotFoundException:
-        raise CoursekitError(f"the repository {repository!r} has no lifecycle policy",
-                             "put one first: ecr.put_lifecycle_policy(repositoryName=..., "
-                             "lifecyclePolicyText=json.dumps(policy))") from None
+        raise AWSError(f"the repository {repository!r} has no lifecycle policy",
+                       "put one first: ecr.put_lifecycle_policy(repositoryName=..., "
+                       "lifecyclePolicyText=json.dumps(policy))") from None
     return preview(text, images(client, repository), now=now)
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from ..docker import engine
 from ..docker.labels import ROLE_LABEL
-from ..errors import CoursekitError
+from ..errors import AWSSandboxError
 
 RELAY_IMAGE = "coursekit/python:3.11"
 ALIAS = "aws"                     # the relay's name on the build network
@@ -126,8 +126,8 @@ class Relay:
     def __init__(self, network: Any, target: tuple[str, int], *, lesson: str | None = None):
         host = target[0]
         if not ipaddress.ip_address(socket.gethostbyname(host)).is_loopback:
-            raise CoursekitError(f"the AWS relay only forwards to this machine's own moto server, not {host}",
-                                 "start the sandbox with coursekit.aws.sandbox(server=True)")
+            raise AWSSandboxError(f"the AWS relay only forwards to this machine's own moto server, not {host}",
+                                  "start the sandbox with coursekit.aws.sandbox(server=True)")
         self.network, self.target, self.lesson = network, target, lesson
         self.container = None
         self.control_port = 0
@@ -156,9 +156,9 @@ class Relay:
             deadline = time.monotonic() + timeout
             while not self._ready.is_set():
                 if time.monotonic() > deadline:
-                    raise CoursekitError(f"the AWS relay did not answer within {timeout:.0f} s; its output:\n"
-                                         f"{engine.log_tail(self.container)}",
-                                         "run `coursekit doctor`, then try again")
+                    raise AWSSandboxError(f"the AWS relay did not answer within {timeout:.0f} s; its output:\n"
+                                          f"{engine.log_tail(self.container)}",
+                                          "run `coursekit doctor`, then try again")
                 self._ready.wait(0.05)
         except BaseException:
             self.stop()

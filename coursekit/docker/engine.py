@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import CoursekitError, EngineUnavailable
+from ..errors import CoursekitError, DockerError, EngineUnavailable
 from .waiting import ContainerExited, host_port, log_tail, port_free, wait_http, wait_running, wait_tcp, wait_until  # noqa: F401,E501 (re-exported)
 
 # The label keys (every resource coursekit creates carries OWNER and SESSION), used here and by lessons.
@@ -240,19 +240,19 @@ def track() -> None:
 # --------------------------------------------------------------------------- errors
 
 
-def explain_docker_error(exc: Exception, *, image: str | None = None, what: str = "") -> CoursekitError:
+def explain_docker_error(exc: Exception, *, image: str | None = None, what: str = "") -> DockerError:
     """Turn a docker SDK exception into a message in the learner's terms."""
     import docker.errors as de
 
     doing = f" while {what}" if what else ""
     if isinstance(exc, de.ImageNotFound) or (isinstance(exc, de.NotFound) and image and "image" in str(exc).lower()):
-        return CoursekitError(f"the image {image or ''} is not on this engine{doing}".replace("  ", " "),
-                              "check the name and tag (`docker images`), or run `coursekit images` to provision "
-                              "the course's images")
+        return DockerError(f"the image {image or ''} is not on this engine{doing}".replace("  ", " "),
+                           "check the name and tag (`docker images`), or run `coursekit images` to provision "
+                           "the course's images")
     if isinstance(exc, de.ContainerError):
         log = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else str(exc.stderr or "")
         tail = "\n".join(log.strip().splitlines()[-10:])
-        return CoursekitError(
+        return DockerError(
             f"the container from {exc.image} exited with code {exc.exit_status}{doing}"
             + (f"; its last output:\n{tail}" if tail else ""),
             "read the output above; exit code 127 means the command was not found in the image, "
@@ -263,24 +263,24 @@ def explain_docker_error(exc: Exception, *, image: str | None = None, what: str 
                                              "repository does not exist", "i/o timeout"))
         if image and pull_failed:  # the SDK pulls a missing image before running it
             reason = msg.splitlines()[0].rsplit(": ", 1)[-1][:160]
-            return CoursekitError(f"the image {image} is not on this engine, and pulling it failed ({reason})"
-                                  f"{doing}",
-                                  "check the name and tag (`docker images` lists what is here), or run "
-                                  "`coursekit images` to provision the course's images")
+            return DockerError(f"the image {image} is not on this engine, and pulling it failed ({reason})"
+                               f"{doing}",
+                               "check the name and tag (`docker images` lists what is here), or run "
+                               "`coursekit images` to provision the course's images")
         if "port is already allocated" in msg or "address already in use" in msg:
             m = re.search(r"(?:[\d.]+|\[[\da-f:]*\]):(\d+)", msg)
             port = f"port {m[1]}" if m else "a port you asked to publish"
-            return CoursekitError(f"{port} on this machine is already in use{doing}, so the container cannot "
-                                  f"publish on it (the engine said: {msg.strip()})",
-                                  "pick another host port (or None for any free one), or stop what is using it "
-                                  "(`docker ps`; `ss -ltnp` shows programs outside Docker)")
+            return DockerError(f"{port} on this machine is already in use{doing}, so the container cannot "
+                               f"publish on it (the engine said: {msg.strip()})",
+                               "pick another host port (or None for any free one), or stop what is using it "
+                               "(`docker ps`; `ss -ltnp` shows programs outside Docker)")
         if "Conflict" in msg and "already in use" in msg:
-            return CoursekitError(f"that name is already taken{doing}: {msg}",
-                                  "remove the old container (`coursekit clean`) or pick another name")
-        return CoursekitError(f"the Docker engine refused{doing}: {msg}", "read the engine's reason above")
+            return DockerError(f"that name is already taken{doing}: {msg}",
+                               "remove the old container (`coursekit clean`) or pick another name")
+        return DockerError(f"the Docker engine refused{doing}: {msg}", "read the engine's reason above")
     if isinstance(exc, de.DockerException):
-        return CoursekitError(f"Docker problem{doing}: {exc}", "check `coursekit doctor`")
-    return CoursekitError(f"unexpected problem{doing}: {exc!r}", "check `coursekit doctor`")
+        return DockerError(f"Docker problem{doing}: {exc}", "check `coursekit doctor`")
+    return DockerError(f"unexpected problem{doing}: {exc!r}", "check `coursekit doctor`")
 
 
 @contextlib.contextmanager
@@ -295,8 +295,8 @@ def explaining(image: str | None = None, what: str = "") -> Iterator[None]:
     except (de.DockerException,) as exc:
         raise explain_docker_error(exc, image=image, what=what) from None
     except rq.RequestException as exc:
-        raise CoursekitError(f"the Docker engine stopped answering{(' while ' + what) if what else ''}: {exc}",
-                             "check that the engine is still running (`coursekit doctor`)") from None
+        raise DockerError(f"the Docker engine stopped answering{(' while ' + what) if what else ''}: {exc}",
+                                "check that the engine is still running (`coursekit doctor`)") from None
 
 
 # --------------------------------------------------------------------------- resources
@@ -311,8 +311,8 @@ def _remove_named_container(name: str) -> None:
     except de.NotFound:
         return
     if not is_ours(old.labels):
-        raise CoursekitError(f"a container named {name!r} already exists and coursekit did not create it",
-                             f"pick another name, or remove it yourself: docker rm -f {name}")
+        raise DockerError(f"a container named {name!r} already exists and coursekit did not create it",
+                          f"pick another name, or remove it yourself: docker rm -f {name}")
     with contextlib.suppress(de.NotFound):
         old.remove(force=True)
 
@@ -331,17 +331,17 @@ def _loopback_binding(binding: Any, port: str) -> Any:
     else:
         host, hport = LOOPBACK, (binding[0] if isinstance(binding, tuple) else binding)
     if host not in (LOOPBACK, "localhost"):
-        raise CoursekitError(f"publishing {port} on {host} would let other machines reach this container",
-                             f"coursekit publishes on 127.0.0.1 only: use ports={{{port!r}: None}} for a free "
-                             "port, or an int for a fixed one")
+        raise DockerError(f"publishing {port} on {host} would let other machines reach this container",
+                          f"coursekit publishes on 127.0.0.1 only: use ports={{{port!r}: None}} for a free "
+                          "port, or an int for a fixed one")
     return (LOOPBACK, int(hport)) if hport not in (None, "") else (LOOPBACK,)
 
 
 def _loopback_ports(kwargs: dict) -> None:
     """Published ports bind to 127.0.0.1 (``None`` = any free port); nothing listens beyond it."""
     if kwargs.get("publish_all_ports"):
-        raise CoursekitError("publish_all_ports would publish every exposed port on all of this machine's "
-                             "addresses", "publish the ports you need: ports={'8000/tcp': None}")
+        raise DockerError("publish_all_ports would publish every exposed port on all of this machine's "
+                          "addresses", "publish the ports you need: ports={'8000/tcp': None}")
     if kwargs.get("ports"):
         kwargs["ports"] = {str(p): _loopback_binding(b, str(p)) for p, b in kwargs["ports"].items()}
 
@@ -375,7 +375,7 @@ def run(image: str, command: Any = None, *, lesson: str | None = None, **kwargs:
     """``docker run``, labelled: the same arguments as ``client.containers.run``.
 
     Without ``detach=True`` it returns the output (bytes) and, unless ``remove=False``,
-    removes the container. A non-zero exit raises a :class:`CoursekitError` quoting the
+    removes the container. A non-zero exit raises a :class:`DockerError` quoting the
     exit code and the container's last lines of output.
     """
     if not kwargs.get("detach"):
@@ -410,8 +410,8 @@ def network(name: str, *, lesson: str | None = None, **kwargs: Any):
         if net.name == name:
             if is_ours(net.attrs.get("Labels")):
                 return net
-            raise CoursekitError(f"a network named {name!r} exists and coursekit did not create it",
-                                 f"pick another name, or remove it: docker network rm {name}")
+            raise DockerError(f"a network named {name!r} exists and coursekit did not create it",
+                              f"pick another name, or remove it: docker network rm {name}")
     track()
     kwargs["labels"] = _merge_labels(kwargs.get("labels"), lesson)
     with explaining(what=f"creating network {name}"):
@@ -428,8 +428,8 @@ def volume(name: str | None = None, *, lesson: str | None = None, **kwargs: Any)
             v = cl.volumes.get(name)
             if is_ours(v.attrs.get("Labels")):
                 return v
-            raise CoursekitError(f"a volume named {name!r} exists and coursekit did not create it",
-                                 f"pick another name, or remove it: docker volume rm {name}")
+            raise DockerError(f"a volume named {name!r} exists and coursekit did not create it",
+                              f"pick another name, or remove it: docker volume rm {name}")
         except de.NotFound:
             pass
     track()

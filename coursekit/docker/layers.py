@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from . import engine
-from ..errors import CoursekitError, DockerError
+from ..errors import DockerError
 from .labels import SCRATCH_LABEL
 from ..ui.progress import Progress
 
@@ -242,8 +242,8 @@ def load_saved(folder: Union[str, Path]) -> SavedImage:
         layout, config_path = "oci", blob(manifest["config"]["digest"])
         layer_paths = [blob(layer["digest"]) for layer in manifest["layers"]]
     else:
-        raise CoursekitError(f"{folder} is not a docker save archive (no manifest.json, no index.json)",
-                             "save the image with coursekit.docker.layers.save(image, folder) first")
+        raise DockerError(f"{folder} is not a docker save archive (no manifest.json, no index.json)",
+                          "save the image with coursekit.docker.layers.save(image, folder) first")
     config = json.loads((folder / config_path).read_text())
     diff_ids = config.get("rootfs", {}).get("diff_ids", [])
     saved = SavedImage(folder, layout, manifest, config)
@@ -456,7 +456,7 @@ def remove_example(tag: str) -> None:
     cl = engine.client()
     with contextlib.suppress(de.ImageNotFound, de.NotFound):
         if (cl.images.get(tag).labels or {}).get(SCRATCH_LABEL) != "1":
-            raise CoursekitError(f"{tag} is not a coursekit example image", "remove it yourself if you mean to")
+            raise DockerError(f"{tag} is not a coursekit example image", "remove it yourself if you mean to")
         cl.api.remove_image(tag, noprune=False)
 
 
@@ -531,8 +531,8 @@ def time_builds(dockerfile_text: str = CACHE_DOCKERFILE, files: Optional[dict] =
     files = dict(CACHE_FILES if files is None else files)
     missing = [f for f in (early_file, late_file) if f not in files]
     if missing:
-        raise CoursekitError(f"time_builds changes {missing} but the context has only {sorted(files)}",
-                             "pass early_file= and late_file= naming files of the context")
+        raise DockerError(f"time_builds changes {missing} but the context has only {sorted(files)}",
+                          "pass early_file= and late_file= naming files of the context")
     tag = tag or f"coursekit-scratch/cache-demo:{uuid.uuid4().hex[:8]}"
     nonce = uuid.uuid4().hex[:8]  # changed contents nobody has built before: no stale cache hits
     plan = [("cold", {}, True), ("cached", {}, False),

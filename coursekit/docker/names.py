@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from ..errors import CoursekitError
+from ..errors import DockerError
 
 DOCKER_HUB = "docker.io"
 _COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
@@ -55,8 +55,8 @@ class ImageName:
         return out
 
 
-def _bad(ref: str, why: str, fix: str) -> CoursekitError:
-    return CoursekitError(f"{ref!r} is not a valid image name: {why}", fix)
+def _bad(ref: str, why: str, fix: str) -> DockerError:
+    return DockerError(f"{ref!r} is not a valid image name: {why}", fix)
 
 
 def parse(ref: str) -> ImageName:

@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
 from . import engine
-from ..errors import CoursekitError, EngineUnavailable
+from ..errors import DockerError, EngineUnavailable
 
 #: Seconds to wait for the engine to accept the connection and to send each part of an answer.
 DEFAULT_TIMEOUT = 10.0
@@ -82,9 +82,9 @@ def socket_path() -> str:
     url = engine.engine_url()
     if url.startswith("unix://"):
         return url[len("unix://"):]
-    raise CoursekitError(f"DOCKER_HOST is {url!r}: this helper speaks to the engine over a Unix socket only",
-                         "unset DOCKER_HOST (or set it to unix:///var/run/docker.sock) and restart the kernel; "
-                         "the docker SDK (engine.client()) handles tcp:// and ssh:// engines")
+    raise DockerError(f"DOCKER_HOST is {url!r}: this helper speaks to the engine over a Unix socket only",
+                            "unset DOCKER_HOST (or set it to unix:///var/run/docker.sock) and restart the kernel; "
+                            "the docker SDK (engine.client()) handles tcp:// and ssh:// engines")
 
 
 def _unreachable(exc: BaseException, path: str, timeout: float) -> EngineUnavailable:

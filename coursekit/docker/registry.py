@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from . import engine
-from ..errors import CoursekitError
+from ..errors import CoursekitError, RegistryError
 from .labels import ROLE_LABEL, SOURCE_LABEL
 from ..ui.palette import FAINT, HIGHLIGHT
 from ..ui.progress import Progress
@@ -102,17 +102,17 @@ class Registry:
             resp = conn.getresponse()
             return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
         except OSError as exc:
-            raise CoursekitError(f"the registry at {self.host} does not answer ({exc.strerror or exc}): it is not "
-                                 "running (stopped, or removed by the clean-up cell)",
-                                 "start it again: reg = registry.start()") from None
+            raise RegistryError(f"the registry at {self.host} does not answer ({exc.strerror or exc}): it is not "
+                                "running (stopped, or removed by the clean-up cell)",
+                                "start it again: reg = registry.start()") from None
         finally:
             conn.close()
 
     def _json(self, path: str) -> dict:
         status, _, body = self.request("GET", path)
         if status != 200:
-            raise CoursekitError(f"the registry answered {status} to GET {path}: {body[:200]!r}",
-                                 "check the repository name and tag (registry.catalog(), registry.tags(repo))")
+            raise RegistryError(f"the registry answered {status} to GET {path}: {body[:200]!r}",
+                                "check the repository name and tag (registry.catalog(), registry.tags(repo))")
         return json.loads(body)
 
     def catalog(self) -> list[str]:
@@ -128,8 +128,8 @@ class Registry:
         status, headers, body = self.request("GET", f"/v2/{repository}/manifests/{reference}",
                                              {"Accept": MANIFEST_TYPES})
         if status != 200:
-            raise CoursekitError(f"no manifest {repository}:{reference} in the registry (HTTP {status})",
-                                 f"push it first, or look at registry.tags({repository!r})")
+            raise RegistryError(f"no manifest {repository}:{reference} in the registry (HTTP {status})",
+                                f"push it first, or look at registry.tags({repository!r})")
         return headers.get("docker-content-digest", ""), headers.get("content-type", ""), body
 
     def manifest(self, repository: str, reference: str = "latest") -> tuple[str, dict]:
@@ -150,8 +150,8 @@ class Registry:
             resp = conn.getresponse()
             resp.read()
             if resp.status != 201:
-                raise CoursekitError(f"the registry refused the manifest for {repository}:{new_tag} "
-                                     f"(HTTP {resp.status})", "check the tag names (letters, digits, . _ -)")
+                raise RegistryError(f"the registry refused the manifest for {repository}:{new_tag} "
+                                    f"(HTTP {resp.status})", "check the tag names (letters, digits, . _ -)")
             return resp.getheader("Docker-Content-Digest", digest)
         finally:
             conn.close()
@@ -159,12 +159,12 @@ class Registry:
     def delete(self, repository: str, digest: str) -> None:
         """``DELETE /v2/<name>/manifests/<digest>``: untag every tag pointing at it (blobs stay until GC)."""
         if not digest.startswith("sha256:"):
-            raise CoursekitError(f"the registry deletes manifests by digest, not by tag ({digest!r})",
-                                 "get the digest first: digest, _ = registry.manifest(repo, tag)")
+            raise RegistryError(f"the registry deletes manifests by digest, not by tag ({digest!r})",
+                                "get the digest first: digest, _ = registry.manifest(repo, tag)")
         status, _, body = self.request("DELETE", f"/v2/{repository}/manifests/{digest}")
         if status != 202:
-            raise CoursekitError(f"the registry did not delete {repository}@{digest[:19]}... (HTTP {status}: "
-                                 f"{body[:160]!r})", "check the digest with registry.manifest(repo, tag)")
+            raise RegistryError(f"the registry did not delete {repository}@{digest[:19]}... (HTTP {status}: "
+                                f"{body[:160]!r})", "check the digest with registry.manifest(repo, tag)")
 
     def garbage_collect(self) -> dict:
         """Run the registry's garbage collector; returns bytes stored before and after, and its output."""
@@ -172,8 +172,8 @@ class Registry:
         code, out = self.container.exec_run(["registry", "garbage-collect", "--delete-untagged", CONFIG])
         text = out.decode(errors="replace")
         if code != 0:
-            raise CoursekitError(f"garbage-collect failed with exit code {code}: {text[-300:]}",
-                                 "read the output; a registry must allow deletes for this (ours does)")
+            raise RegistryError(f"garbage-collect failed with exit code {code}: {text[-300:]}",
+                                "read the output; a registry must allow deletes for this (ours does)")
         return {"before": before, "after": self.stored_bytes(), "output": text}
 
     def stored_bytes(self) -> int:
@@ -211,8 +211,8 @@ class Registry:
         layers: dict[str, str] = {}
         for chunk in engine.client().images.push(f"{self.host}/{repository}", tag=tag, stream=True, decode=True):
             if "error" in chunk:
-                raise CoursekitError(f"pushing {ref} failed: {chunk['error']}", "is the registry running? "
-                                     "registry.catalog() should answer")
+                raise RegistryError(f"pushing {ref} failed: {chunk['error']}", "is the registry running? "
+                                    "registry.catalog() should answer")
             status, lid = chunk.get("status", ""), chunk.get("id", "")
             if lid and (status in ("Pushed", "Layer already exists") or status.startswith("Mounted from")):
                 layers[lid] = status
@@ -346,6 +346,6 @@ def start(port: int = PORT, *, lesson: Optional[str] = None, timeout: float = 30
     reg = Registry(c)
     status, _ = engine.wait_http(reg.port, "/v2/", timeout=timeout, container=c)
     if status != 200:
-        raise CoursekitError(f"the registry answered HTTP {status} to GET /v2/ instead of 200",
-                             "look at its log: registry.container.logs()")
+        raise RegistryError(f"the registry answered HTTP {status} to GET /v2/ instead of 200",
+                            "look at its log: registry.container.logs()")
     return reg

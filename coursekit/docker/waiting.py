@@ -15,7 +15,7 @@ import socket
 import time
 from typing import Any
 
-from ..errors import CoursekitError, DockerError
+from ..errors import DockerError
 
 #: Lines of a container's log quoted when it exits unexpectedly.
 LOG_TAIL_LINES = 12
@@ -67,8 +67,8 @@ def host_port(container: Any, container_port: str | int) -> int:
     container.reload()
     bindings = (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(key)
     if not bindings:
-        raise CoursekitError(f"the container {container.name} does not publish {key}",
-                             f"start it with ports={{{key!r}: None}} (docker run -p 127.0.0.1::{key.split('/')[0]})")
+        raise DockerError(f"the container {container.name} does not publish {key}",
+                          f"start it with ports={{{key!r}: None}} (docker run -p 127.0.0.1::{key.split('/')[0]})")
     return int(bindings[0]["HostPort"])
 
 
@@ -111,8 +111,8 @@ def wait_running(container: Any, timeout: float = 10.0, *, settle: float = 0.3) 
                 return container
         if time.monotonic() > deadline:
             status = container.attrs.get("State", {}).get("Status")
-            raise CoursekitError(f"the container {container.name} is still {status!r} after {timeout:.0f} s",
-                                 "start it with .start(), or check `docker ps --all`")
+            raise DockerError(f"the container {container.name} is still {status!r} after {timeout:.0f} s",
+                              "start it with .start(), or check `docker ps --all`")
         time.sleep(0.05)
 
 
@@ -129,7 +129,7 @@ def _poll(attempt, port: int, what: str, timeout: float, container: Any) -> Any:
             if gone is not None:
                 raise gone
         if time.monotonic() > deadline:
-            raise CoursekitError(
+            raise DockerError(
                 f"nothing answered {what} on 127.0.0.1:{port} within {timeout:.0f} s (last try: {last})",
                 "check that the server listens on 0.0.0.0 inside the container (not 127.0.0.1) and on the "
                 "port you published; its logs (container.logs()) tell what it is doing")
@@ -169,6 +169,6 @@ def wait_until(predicate, *, timeout: float, interval: float = 0.2, what: str = 
         if value:
             return value
         if time.monotonic() > deadline:
-            raise CoursekitError(f"gave up waiting for {what} after {timeout:.0f} s",
-                                 "run the cell again; if it keeps happening, check `coursekit doctor`")
+            raise DockerError(f"gave up waiting for {what} after {timeout:.0f} s",
+                              "run the cell again; if it keeps happening, check `coursekit doctor`")
         time.sleep(interval)

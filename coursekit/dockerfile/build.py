@@ -20,7 +20,7 @@ from collections import deque
 from ..docker import engine, sdk
 from ..docker.labels import IMAGE_LABEL, SCRATCH_LABEL
 from ..docker.layers import remove_ids
-from ..errors import CoursekitError
+from ..errors import DockerError
 from .limits import Limits
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -178,8 +178,8 @@ class BuildRun:
         except Exception as exc:
             if not self.timed_out:
                 self._abort()
-                raise CoursekitError(f"the Docker engine stopped answering during the build: {exc}",
-                                     "check that the engine is still running (`coursekit doctor`)") from None
+                raise DockerError(f"the Docker engine stopped answering during the build: {exc}",
+                                  "check that the engine is still running (`coursekit doctor`)") from None
         except BaseException:  # KeyboardInterrupt: stop the engine's build too, then let it through
             self._abort()
             raise

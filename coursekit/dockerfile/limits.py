@@ -41,7 +41,7 @@ import re
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, Callable
 
-from ..errors import CoursekitError
+from ..errors import DockerfileError, LimitsError
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmg]?)b?\s*$", re.I)
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
@@ -61,8 +61,8 @@ def size_bytes(text: str | int, what: str = "memory") -> int:
         return text
     m = _SIZE.match(str(text))
     if not m:
-        raise CoursekitError(f"{what}={text!r} is not a size",
-                             'write it as Docker does: a number with k, m or g, such as "256m"')
+        raise LimitsError(f"{what}={text!r} is not a size",
+                          'write it as Docker does: a number with k, m or g, such as "256m"')
     return int(float(m[1]) * _UNITS[m[2].lower()])
 
 
@@ -118,8 +118,8 @@ def _network(value: str, lim: "ContainerLimits", ctx: dict) -> dict:
         return {"network": name}
     network = lim.network_for(port)
     if port and network == "none":
-        raise CoursekitError(f"port {port} cannot be probed with network='none'",
-                             'leave network="auto" (or "bridge") for a server, or drop port= for a script')
+        raise DockerfileError(f"port {port} cannot be probed with network='none'",
+                              'leave network="auto" (or "bridge") for a server, or drop port= for a script')
     out: dict = {"network_mode": network}
     if port:
         out["ports"] = {f"{port}/tcp": ("127.0.0.1", host_port)}  # loopback only; None: a free port
@@ -206,13 +206,13 @@ class ContainerLimits:
             if getattr(self, name):
                 size_bytes(getattr(self, name), name)
         if size_bytes(self.memory) < 6 << 20:
-            raise CoursekitError(f"memory={self.memory!r} is below Docker's minimum of 6 MiB", 'use at least "6m"')
+            raise LimitsError(f"memory={self.memory!r} is below Docker's minimum of 6 MiB", 'use at least "6m"')
         if self.network not in ("auto", "bridge", "none"):
-            raise CoursekitError(f"network={self.network!r}: not a network policy of the sandbox",
-                                 'use network="auto" (bridge only to probe a port), "bridge" or "none"')
+            raise LimitsError(f"network={self.network!r}: not a network policy of the sandbox",
+                              'use network="auto" (bridge only to probe a port), "bridge" or "none"')
         if not (0 < self.cpus <= 64) or self.pids < 1 or self.nofile < 16:
-            raise CoursekitError(f"cpus={self.cpus}, pids={self.pids}, nofile={self.nofile}: a limit is out of range",
-                                 "cpus must be above 0, pids at least 1, nofile at least 16")
+            raise LimitsError(f"cpus={self.cpus}, pids={self.pids}, nofile={self.nofile}: a limit is out of range",
+                              "cpus must be above 0, pids at least 1, nofile at least 16")
 
     def network_for(self, port: int | None) -> str:
         """The network the container gets: see :attr:`network`."""
@@ -258,8 +258,8 @@ class ContainerLimits:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(doc) - known)
         if unknown:
-            raise CoursekitError(f"unknown limits for {cls.__name__}: {', '.join(unknown)}",
-                                 "the two sides run different coursekit versions: rebuild the sandbox image")
+            raise LimitsError(f"unknown limits for {cls.__name__}: {', '.join(unknown)}",
+                              "the two sides run different coursekit versions: rebuild the sandbox image")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in doc.items()})
 
 
@@ -282,12 +282,12 @@ class Limits(ContainerLimits):
         super().__post_init__()
         size_bytes(self.build_memory, "build_memory")
         if self.build_network not in ("bridge", "none"):
-            raise CoursekitError(f"build_network={self.build_network!r}: not a network policy of the sandbox",
-                                 'use build_network="bridge" or "none"')
+            raise LimitsError(f"build_network={self.build_network!r}: not a network policy of the sandbox",
+                              'use build_network="bridge" or "none"')
         for name in ("build_timeout", "start_timeout"):
             if not getattr(self, name) > 0:
-                raise CoursekitError(f"{name}={getattr(self, name)!r} must be a positive number of seconds",
-                                     f"give {name} in seconds, e.g. {name}=60")
+                raise LimitsError(f"{name}={getattr(self, name)!r} must be a positive number of seconds",
+                                  f"give {name} in seconds, e.g. {name}=60")
 
     def build_options(self) -> dict:
         """Keyword arguments for ``APIClient.build`` that limit each build step's container."""

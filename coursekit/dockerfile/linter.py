@@ -67,7 +67,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .syntax import Dockerfile, Instruction, Stage, parse
-from ..errors import CoursekitError
+from ..errors import DockerfileError
 from ..ui.notebook import html_text
 from ..ui.palette import BAD, BUSY, GOOD, WARN
 
@@ -408,8 +408,8 @@ def _read(source: str | Path) -> tuple[str, str]:
     try:
         return path.read_text(encoding="utf-8"), str(path)
     except (OSError, UnicodeDecodeError) as exc:
-        raise CoursekitError(f"cannot read the Dockerfile {path}: {getattr(exc, 'strerror', None) or exc}",
-                             fix="check the path (a folder works too: its Dockerfile is used)") from None
+        raise DockerfileError(f"cannot read the Dockerfile {path}: {getattr(exc, 'strerror', None) or exc}",
+                              fix="check the path (a folder works too: its Dockerfile is used)") from None
 
 
 def lint(source: str | Path) -> Report:

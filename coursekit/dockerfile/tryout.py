@@ -56,7 +56,7 @@ from typing import Optional
 from ..docker import engine, sdk, waiting
 from .linter import lint
 from .syntax import parse
-from ..errors import CoursekitError
+from ..errors import CoursekitError, DockerError, DockerfileError
 from ..docker.layers import context_tar
 from .build import BuildRun, missing_base, refused_url
 from .limits import Limits
@@ -236,7 +236,7 @@ def _published(container, port: int) -> int:
         return waiting.host_port(container, port)
     except CoursekitError:
         gone = waiting.exited(container, f"before anything answered on port {port}")
-        raise gone or CoursekitError(f"the container does not publish port {port}", "report this to the course")
+        raise gone or DockerError(f"the container does not publish port {port}", "report this to the course")
 
 
 def _start_failed(res: Tryout, container, exc: Exception, host_port, server: bool) -> None:
@@ -245,8 +245,8 @@ def _start_failed(res: Tryout, container, exc: Exception, host_port, server: boo
 
     text = (exc.explanation if isinstance(exc, de.APIError) else None) or str(exc)
     if host_port and ("already allocated" in text or "address already in use" in text):
-        raise CoursekitError(f"port {host_port} is already in use on this machine",
-                             "pick another host_port, or leave it out to get a free one") from None
+        raise DockerfileError(f"port {host_port} is already in use on this machine",
+                              "pick another host_port, or leave it out to get a free one") from None
     if not isinstance(exc, de.APIError):
         raise engine.explain_docker_error(exc, what="starting the container") from None
     with contextlib.suppress(Exception):
@@ -380,10 +380,10 @@ def try_dockerfile(dockerfile: str, files: dict | None = None, *, command: list[
     build_timeout = limits.build_timeout if build_timeout is None else build_timeout
     start_timeout = limits.start_timeout if start_timeout is None else start_timeout
     if port is not None and not (isinstance(port, int) and 0 < port < 65536):
-        raise CoursekitError(f"port={port!r} is not a TCP port", "give the container's port as a number, e.g. 8000")
+        raise DockerfileError(f"port={port!r} is not a TCP port", "give the container's port as a number, e.g. 8000")
     limits.create_options(port=port)  # refuses port= with network="none" before anything is built
     if not path.startswith("/"):
-        raise CoursekitError(f"path={path!r} must start with /", 'write it as a URL path, e.g. "/health"')
+        raise DockerfileError(f"path={path!r} must start with /", 'write it as a URL path, e.g. "/health"')
     res = Tryout(lint=lint(dockerfile if "\n" in dockerfile else dockerfile + "\n").findings)
     df = parse(dockerfile)
     if df.problems:
@@ -403,8 +403,8 @@ def try_dockerfile(dockerfile: str, files: dict | None = None, *, command: list[
         return res
     cl = engine.client()  # EngineUnavailable when there is none
     if host_port and not waiting.port_free(host_port):
-        raise CoursekitError(f"port {host_port} is already in use on this machine",
-                             "pick another host_port, or leave it out to get a free one")
+        raise DockerfileError(f"port {host_port} is already in use on this machine",
+                              "pick another host_port, or leave it out to get a free one")
     if missing_base(res, df, cl):
         return res
     tag = f"coursekit-tryout/{re.sub(r'[^a-z0-9._-]+', '-', (lesson or 'answer').lower())}:{uuid.uuid4().hex[:12]}"

@@ -57,7 +57,7 @@ from typing import Iterable
 
 from ..exercises import checks as ck
 from ..docker import engine
-from ..errors import CoursekitError
+from ..errors import CoursekitError, GradingError
 from .limits import GradeLimits
 from .outputs import FEEDBACK, GRADEBOOK, NEEDS_ENGINE_NOTE, PLOT, feedback, plot_class, write_outputs
 from .image import grader_image
@@ -81,8 +81,8 @@ def find_submissions(folder: str | os.PathLike, assignment: str) -> list[Submiss
     """Every student in ``folder`` (see the module's docstring), sorted by id."""
     root = Path(folder)
     if not root.is_dir():
-        raise CoursekitError(f"{root} is not a folder of submissions",
-                             "give the folder that holds one folder (or one .ipynb) per student")
+        raise GradingError(f"{root} is not a folder of submissions",
+                           "give the folder that holds one folder (or one .ipynb) per student")
     subs = []
     for p in sorted(root.iterdir()):
         if p.name.startswith(".") or p.is_symlink():
@@ -99,7 +99,7 @@ def find_submissions(folder: str | os.PathLike, assignment: str) -> list[Submiss
                        if books else "no .ipynb file")
                 subs.append(Submission(p.name, None, p, f"the folder {p.name}/ holds {why}"))
     if not subs:
-        raise CoursekitError(f"{root} holds no submissions", "put one folder or one .ipynb per student in it")
+        raise GradingError(f"{root} holds no submissions", "put one folder or one .ipynb per student in it")
     return subs
 
 
@@ -186,18 +186,18 @@ def grade(submissions_dir: str | os.PathLike, assignment: str | os.PathLike, out
     limits = limits or GradeLimits()
     workers = workers or os.cpu_count() or 1
     if workers < 1:
-        raise CoursekitError(f"workers={workers}: at least one sandbox must run", "use workers=1 or more")
+        raise GradingError(f"workers={workers}: at least one sandbox must run", "use workers=1 or more")
     if cluster not in CLUSTERS:
-        raise CoursekitError(f"cluster={cluster!r} is not a way of running the sandboxes",
-                             f"use one of: {', '.join(CLUSTERS)} (the command line: --swarm)")
+        raise GradingError(f"cluster={cluster!r} is not a way of running the sandboxes",
+                           f"use one of: {', '.join(CLUSTERS)} (the command line: --swarm)")
     task = load_assignment(assignment)
     subs = {s.student: s for s in find_submissions(submissions_dir, task.name)}
     for kind, asked, known in (("student", students, subs), ("question", questions, task.questions)):
         unknown = sorted(set(asked or ()) - set(known))
         if unknown:
-            raise CoursekitError(f"no {kind} named {', '.join(unknown)} in this assignment's "
-                                 f"{'submissions' if kind == 'student' else 'solution'}",
-                                 f"use one of: {', '.join(sorted(known))}")
+            raise GradingError(f"no {kind} named {', '.join(unknown)} in this assignment's "
+                               f"{'submissions' if kind == 'student' else 'solution'}",
+                               f"use one of: {', '.join(sorted(known))}")
     out = Path(out_dir)
     (out / FEEDBACK).mkdir(parents=True, exist_ok=True)
     engine_ok = engine.available() if engine_available is None else engine_available

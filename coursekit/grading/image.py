@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..docker import engine, sdk
 from ..docker.labels import SCRATCH_LABEL
-from ..errors import CoursekitError
+from ..errors import GradingError
 from .limits import GRADER_IMAGE
 from .protocol import WORKER_MODULE
 from ..ui.progress import Progress
@@ -72,8 +72,8 @@ def grader_image(base: str = GRADER_IMAGE, progress: Progress = None) -> str:
         try:
             base_id = cl.api.inspect_image(base)["Id"]
         except de.ImageNotFound:
-            raise CoursekitError(f"the grading image {base} is not on this engine",
-                                 "run `coursekit images coursekit/grader:1`, or pass image= a grading image") from None
+            raise GradingError(f"the grading image {base} is not on this engine",
+                               "run `coursekit images coursekit/grader:1`, or pass image= a grading image") from None
         files = _package_files()
         h = hashlib.sha256(base_id.encode() + _RUN_DOCKERFILE.encode())
         for rel, p in files:
@@ -118,6 +118,6 @@ def _build_run_image(cl, base: str, tag: str, files: list) -> None:
                               pull=False, decode=True, network_mode="none"):
         error = chunk.get("error", error)
     if error:
-        raise CoursekitError(f"building the grading image {tag} failed: {error.strip()}",
-                             "check `coursekit doctor` and `coursekit images coursekit/grader:1`")
+        raise GradingError(f"building the grading image {tag} failed: {error.strip()}",
+                           "check `coursekit doctor` and `coursekit images coursekit/grader:1`")
 

@@ -18,7 +18,7 @@ A sandbox weaker than the defaults is refused, with what to write instead:
 >>> GradeLimits(timeout=20, cell_timeout=30)
 Traceback (most recent call last):
 ...
-coursekit.errors.CoursekitError: cell_timeout=30 is longer than timeout=20: a single cell could use the whole time
+coursekit.errors.LimitsError: cell_timeout=30 is longer than timeout=20: a single cell could use the whole time
 What to do: make timeout larger than cell_timeout (the defaults are 300 and 60 seconds)
 
 Answers that need the Docker engine (a Dockerfile, say) are not run here: the trusted grader
@@ -33,7 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..dockerfile.limits import ContainerLimits, default_of, limit, size_bytes
-from ..errors import CoursekitError
+from ..errors import LimitsError
 
 #: The course image submissions run in (coursekit itself is layered on top, see grading.image).
 GRADER_IMAGE = "coursekit/grader:1"
@@ -74,43 +74,43 @@ class GradeLimits(ContainerLimits):
     def __post_init__(self):
         super().__post_init__()
         if self.network != "none":
-            raise CoursekitError(f"network={self.network!r}: a submission's sandbox never gets a network",
-                                 'leave network="none" (answers that need Docker are built by the trusted grader)')
+            raise LimitsError(f"network={self.network!r}: a submission's sandbox never gets a network",
+                              'leave network="none" (answers that need Docker are built by the trusted grader)')
         if not self.read_only:
-            raise CoursekitError("read_only=False: the sandbox's root file system is always read-only",
-                                 "leave read_only=True; the submission may write to /tmp (tmpfs_size)")
+            raise LimitsError("read_only=False: the sandbox's root file system is always read-only",
+                              "leave read_only=True; the submission may write to /tmp (tmpfs_size)")
         if not self.user or self.user.split(":")[0] in ("0", "root"):
-            raise CoursekitError(f"user={self.user!r}: submissions never run as root",
-                                 'use the image\'s grader user, "10001:10001"')
+            raise LimitsError(f"user={self.user!r}: submissions never run as root",
+                              'use the image\'s grader user, "10001:10001"')
         if "ALL" not in self.cap_drop or self.cap_add or not self.no_new_privileges:
-            raise CoursekitError("the sandbox drops every capability, adds none and sets no-new-privileges",
-                                 "leave cap_drop, cap_add and no_new_privileges at their defaults")
+            raise LimitsError("the sandbox drops every capability, adds none and sets no-new-privileges",
+                              "leave cap_drop, cap_add and no_new_privileges at their defaults")
         if not self.tmpfs_noexec or not self.shm_size:
-            raise CoursekitError("the sandbox's /tmp is noexec and its /dev/shm small",
-                                 "leave tmpfs_noexec and shm_size at their defaults")
+            raise LimitsError("the sandbox's /tmp is noexec and its /dev/shm small",
+                              "leave tmpfs_noexec and shm_size at their defaults")
         for name in ("timeout", "cell_timeout", "interrupt_grace"):
             if not getattr(self, name) > 0:
-                raise CoursekitError(f"{name}={getattr(self, name)!r} must be a positive number of seconds",
-                                     f"give {name} in seconds, e.g. {name}=60")
+                raise LimitsError(f"{name}={getattr(self, name)!r} must be a positive number of seconds",
+                                  f"give {name} in seconds, e.g. {name}=60")
         if self.cell_timeout > self.timeout:
-            raise CoursekitError(f"cell_timeout={self.cell_timeout:g} is longer than timeout={self.timeout:g}: a "
-                                 "single cell could use the whole time",
-                                 "make timeout larger than cell_timeout (the defaults are 300 and 60 seconds)")
+            raise LimitsError(f"cell_timeout={self.cell_timeout:g} is longer than timeout={self.timeout:g}: a "
+                              "single cell could use the whole time",
+                              "make timeout larger than cell_timeout (the defaults are 300 and 60 seconds)")
         if not 0 <= self.restarts <= 10:
-            raise CoursekitError(f"restarts={self.restarts!r} is out of range", "use 0 to 10 (default 2)")
+            raise LimitsError(f"restarts={self.restarts!r} is out of range", "use 0 to 10 (default 2)")
         for name in ("answers_bytes", "submission_bytes", "message_chars"):
             if getattr(self, name) < 100:
-                raise CoursekitError(f"{name}={getattr(self, name)!r} is too small", f"leave {name} at its default")
+                raise LimitsError(f"{name}={getattr(self, name)!r} is too small", f"leave {name} at its default")
         if size_bytes(self.engine_log_size) < self.answers_bytes * 2:
-            raise CoursekitError(f"engine_log_size={self.engine_log_size} cannot hold the answers "
-                                 f"(answers_bytes={self.answers_bytes:,}) with room to spare",
-                                 "make engine_log_size at least twice answers_bytes")
+            raise LimitsError(f"engine_log_size={self.engine_log_size} cannot hold the answers "
+                              f"(answers_bytes={self.answers_bytes:,}) with room to spare",
+                              "make engine_log_size at least twice answers_bytes")
 
     def create_options(self, *, port: int | None = None, host_port: int | None = None,
                        network: str | None = None) -> dict:
         """Keyword arguments for ``engine.create``: every limit (a grading sandbox publishes no port)."""
         if port:
-            raise CoursekitError("a grading sandbox publishes no port", "leave port out")
+            raise LimitsError("a grading sandbox publishes no port", "leave port out")
         return super().create_options(network=network)
 
     @property

@@ -59,7 +59,7 @@ from pathlib import Path
 
 from ..docker import engine
 from ..docker.labels import GRADE_LABEL
-from ..errors import CoursekitError
+from ..errors import CoursekitError, GradingError
 from ..ui.progress import Progress
 from .image import grader_image
 from .inputs import Assignment, Submission, load_assignment
@@ -163,7 +163,7 @@ def _sandbox(request: dict, image: str, limits: GradeLimits, student: str) -> tu
     except CoursekitError:
         raise
     except Exception as exc:  # noqa: BLE001 - the engine, not the submission
-        raise CoursekitError(f"{type(exc).__name__}: {exc}"[:300]) from None
+        raise GradingError(f"{type(exc).__name__}: {exc}"[:300]) from None
     finally:
         with _running_lock:
             _running.pop(c.id, None)

@@ -30,7 +30,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
-from ..errors import CoursekitError
+from ..errors import CoursekitError, GradingError
 from ..exercises import checks as ck
 from ..exercises import notebooks
 from .protocol import GRADED
@@ -57,18 +57,18 @@ def load_questions(solution_path: str | os.PathLike) -> dict[str, ck.Question]:
                 code = compile(_plain_python(source), f"<{where}>", "exec")
                 exec(code, namespace)  # noqa: S102 - the instructor's trusted check cells
             except CoursekitError as exc:
-                raise CoursekitError(f"the check cell {where} failed: {exc.problem}", exc.fix) from None
+                raise GradingError(f"the check cell {where} failed: {exc.problem}", exc.fix) from None
             except Exception as exc:  # noqa: BLE001
-                raise CoursekitError(f"the check cell {where} failed: {type(exc).__name__}: {exc}",
-                                     "run the solution notebook and fix that cell") from exc
+                raise GradingError(f"the check cell {where} failed: {type(exc).__name__}: {exc}",
+                                   "run the solution notebook and fix that cell") from exc
     questions = dict(registry.questions)
     if not questions:
-        raise CoursekitError(f"{solution_path} defines no questions (no code cell tagged '{CHECKS_TAG}' calls "
-                             "question(...))", "add a check cell: see coursekit.exercises.checks")
+        raise GradingError(f"{solution_path} defines no questions (no code cell tagged '{CHECKS_TAG}' calls "
+                           "question(...))", "add a check cell: see coursekit.exercises.checks")
     for q in questions.values():
         if not q.checks:
-            raise CoursekitError(f"question {q.name!r} in {solution_path} has no checks, so any answer would pass",
-                                 "add at least one @public or @hidden check")
+            raise GradingError(f"question {q.name!r} in {solution_path} has no checks, so any answer would pass",
+                               "add at least one @public or @hidden check")
     return questions
 
 

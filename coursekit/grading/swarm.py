@@ -56,7 +56,7 @@ from typing import Callable
 from ..docker import engine
 from ..docker.labels import GRADE_LABEL, GRADE_RUN_LABEL
 from ..orchestrate import swarm
-from ..errors import CoursekitError
+from ..errors import CoursekitError, GradingError
 from .inputs import Assignment, Submission
 from .limits import GradeLimits
 from .queue import PORT, QUEUE_MODULE, WorkList
@@ -146,9 +146,9 @@ class _Job:
             return swarm.pinned(self.image)
         nodes = cl.nodes.list()
         if len(nodes) > 1:
-            raise CoursekitError(f"this swarm has {len(nodes)} nodes, and the grading image {self.image} is only on "
-                                 "this one", "push it to a registry every node can pull from (coursekit.docker.registry "
-                                 "runs one) and pass that name: grade(..., image='HOST:PORT/NAME:TAG')")
+            raise GradingError(f"this swarm has {len(nodes)} nodes, and the grading image {self.image} is only on "
+                               "this one", "push it to a registry every node can pull from (coursekit.docker.registry "
+                               "runs one) and pass that name: grade(..., image='HOST:PORT/NAME:TAG')")
         try:
             return cl.images.get(self.image).id
         except Exception as exc:
@@ -166,8 +166,8 @@ class _Job:
             engine.wait_until(self.list.ready, timeout=60, interval=0.1, what="the work list to start")
         except CoursekitError:
             self.queue.reload()
-            raise CoursekitError(f"the work list did not start ({self.queue.status}): "
-                                 f"{engine.log_tail(self.queue)}"[:600], "check `coursekit doctor`") from None
+            raise GradingError(f"the work list did not start ({self.queue.status}): "
+                               f"{engine.log_tail(self.queue)}"[:600], "check `coursekit doctor`") from None
 
     def _start_service(self, cl, ref: str) -> None:
         """One replicated job: a task per submission, ``workers`` at a time, under the same limits as on one machine."""

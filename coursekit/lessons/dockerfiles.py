@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..docker import engine, sdk
-from ..errors import CoursekitError
+from ..errors import DockerError, LessonError
 from ..docker.labels import SCRATCH_LABEL
 from ..docker.layers import BuildFailed, Step, remove_ids, read_build_stream
 from ..ui.progress import Progress
@@ -86,8 +86,8 @@ def write_context(folder: str | Path, files: dict) -> Path:
     for name, data in files.items():
         path = root / name
         if root.resolve() not in path.resolve().parents:
-            raise CoursekitError(f"the file name {name!r} points outside the build context",
-                                 "use relative names such as 'app.py' or 'src/app.py'")
+            raise LessonError(f"the file name {name!r} points outside the build context",
+                              "use relative names such as 'app.py' or 'src/app.py'")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data.encode() if isinstance(data, str) else data)
     return root
@@ -149,7 +149,7 @@ def build(dockerfile: str, tag: str, files: dict | None = None, *, buildargs: di
     :class:`~coursekit.docker.layers.BuildFailed`; ``memory`` caps each step's container (bytes).
     """
     if not isinstance(dockerfile, str) or not dockerfile.strip():
-        raise CoursekitError("the Dockerfile is empty", "pass the Dockerfile's text, starting with a FROM line")
+        raise LessonError("the Dockerfile is empty", "pass the Dockerfile's text, starting with a FROM line")
     cl = engine.client()
     with tempfile.TemporaryDirectory(prefix="coursekit-context-") as tmp:
         folder = write_context(tmp, {"Dockerfile": dockerfile, **(files or {})})
@@ -180,7 +180,7 @@ def remove(*images) -> None:
         with contextlib.suppress(de.ImageNotFound, de.NotFound):
             current = cl.images.get(tag)
             if (current.labels or {}).get(SCRATCH_LABEL) != "1":
-                raise CoursekitError(f"{tag} is not a coursekit example image", "remove it yourself if you mean to")
+                raise LessonError(f"{tag} is not a coursekit example image", "remove it yourself if you mean to")
             if isinstance(image, str) or current.id == image.id:  # a rebuild may have moved the tag on
                 cl.api.remove_image(tag, noprune=False)
         remove_ids(getattr(image, "built_ids", []))
@@ -193,8 +193,8 @@ def steps_after_edit(dockerfile: str, files: dict, edit: str = "app.py", *, memo
     keeps. Both images are removed before it returns; a failing build raises BuildFailed.
     """
     if edit not in files:
-        raise CoursekitError(f"steps_after_edit would change {edit!r}, but the context has only {sorted(files)}",
-                             "pass edit= naming one of the context's files")
+        raise LessonError(f"steps_after_edit would change {edit!r}, but the context has only {sorted(files)}",
+                          "pass edit= naming one of the context's files")
     tag, made = scratch_tag("edit"), []
     try:
         made.append(build(dockerfile, tag, files, memory=memory))
@@ -253,8 +253,8 @@ def processes(container) -> list[Process]:
     course's Python image has no ``ps``). The ``sh`` that reads them is left out."""
     code, out = container.exec_run(["sh", "-c", _PS])
     if code != 0:
-        raise CoursekitError(f"could not list the processes of {container.name}: {out.decode(errors='replace')}",
-                             "check that the container is running and has a /bin/sh")
+        raise DockerError(f"could not list the processes of {container.name}: {out.decode(errors='replace')}",
+                          "check that the container is running and has a /bin/sh")
     rows = [line.split(" ", 1) for line in out.decode(errors="replace").splitlines() if " " in line]
     procs = sorted((Process(int(p), c.strip()) for p, c in rows if p.isdigit()), key=lambda p: p.pid)
     return [p for p in procs if _PS[:20] not in p.command]
@@ -266,9 +266,9 @@ def wait_for_log(container, text: str, timeout: float = 15.0) -> None:
         container.reload()
         if container.status == "exited":
             tail = container.logs(tail=10).decode(errors="replace").strip()
-            raise CoursekitError(f"{container.name} exited (code {container.attrs['State']['ExitCode']}) before "
-                                 f"printing {text!r}; its last output:\n{tail or '(none)'}",
-                                 "read its output above: the command or the app failed")
+            raise DockerError(f"{container.name} exited (code {container.attrs['State']['ExitCode']}) before "
+                              f"printing {text!r}; its last output:\n{tail or '(none)'}",
+                              "read its output above: the command or the app failed")
         return text.encode() in container.logs()
 
     engine.wait_until(seen, timeout=timeout, interval=0.1, what=f"{container.name} to print {text!r}")

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import CoursekitError
+from ..errors import LessonError
 from ..ui.palette import BAD, BILLED_BOX, FAINT, GOOD, PLAIN_BOX
 
 STATES = ("pending", "running", "stopping", "stopped", "shutting-down", "terminated")
@@ -97,7 +97,7 @@ class Recorder:
         """Stop, start, reboot or terminate ``ids``; notes what the answer and the next describe say.
         Returns each instance's state as described right after."""
         if action not in ACTIONS:
-            raise CoursekitError(f"unknown action {action!r}", f"use one of: {', '.join(ACTIONS)}")
+            raise LessonError(f"unknown action {action!r}", f"use one of: {', '.join(ACTIONS)}")
         ids = [ids] if isinstance(ids, str) else list(ids)
         answer = getattr(self.ec2, ACTIONS[action])(InstanceIds=ids)
         t0 = time.perf_counter()

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from ..docker import engine, sdk
-from ..errors import CoursekitError
+from ..errors import CoursekitError, DockerError, LessonError
 
 IMAGE = "coursekit/postgres:15"
 #: Where the image keeps its database files (declared as a VOLUME in its Dockerfile).
@@ -55,9 +55,9 @@ def password_from_env(var: str = PASSWORD_ENV, *, create: bool = True) -> str:
         value = secrets.token_urlsafe(16)
         os.environ[var] = value
     if not value:
-        raise CoursekitError(f"the environment variable {var} is not set, so there is no database password",
-                             f"set it before starting Jupyter (export {var}=...), or in Python: "
-                             f"os.environ[{var!r}] = '...'")
+        raise LessonError(f"the environment variable {var} is not set, so there is no database password",
+                          f"set it before starting Jupyter (export {var}=...), or in Python: "
+                          f"os.environ[{var!r}] = '...'")
     return value
 
 
@@ -78,8 +78,8 @@ def _raise_if_exited(container: Any) -> None:
     try:
         container.reload()
     except Exception:
-        raise CoursekitError(f"the container {container.name} disappeared while we waited for PostgreSQL",
-                             "something removed it (docker rm?): start the server again") from None
+        raise DockerError(f"the container {container.name} disappeared while we waited for PostgreSQL",
+                          "something removed it (docker rm?): start the server again") from None
     if container.status in ("exited", "dead"):
         engine.wait_running(container, timeout=0, settle=0)  # raises ContainerExited with the details
 
@@ -104,25 +104,25 @@ def connect(port: int, password: str, *, user: str = "postgres", database: str |
         except pg.DatabaseError as exc:
             code = _sqlstate(exc)
             if code in _WRONG_PASSWORD:
-                raise CoursekitError(
+                raise LessonError(
                     f"PostgreSQL on 127.0.0.1:{port} refused the password for user {user!r} "
                     f"({_message(exc)})",
                     "use the password the database was created with: POSTGRES_PASSWORD only counts when the "
                     "data volume is empty; a volume that already holds a database keeps its first password "
                     "(remove the volume to start afresh)") from None
             if code == _NO_SUCH_DATABASE:
-                raise CoursekitError(f"PostgreSQL on 127.0.0.1:{port} has no database {database!r}",
-                                     "connect to one that exists (POSTGRES_DB, by default the user's name) or "
-                                     "create it first: CREATE DATABASE ...") from None
+                raise LessonError(f"PostgreSQL on 127.0.0.1:{port} has no database {database!r}",
+                                  "connect to one that exists (POSTGRES_DB, by default the user's name) or "
+                                  "create it first: CREATE DATABASE ...") from None
             if code not in _NOT_YET:
-                raise CoursekitError(f"PostgreSQL on 127.0.0.1:{port} refused the connection: {_message(exc)}",
-                                     "read the server's reason above") from None
+                raise LessonError(f"PostgreSQL on 127.0.0.1:{port} refused the connection: {_message(exc)}",
+                                  "read the server's reason above") from None
             last = _message(exc)
         except (pg.InterfaceError, OSError) as exc:  # nothing listening yet, or the port closed on us
             last = str(exc) or type(exc).__name__
         _raise_if_exited(container)
         if time.monotonic() > deadline:
-            raise CoursekitError(
+            raise LessonError(
                 f"PostgreSQL on 127.0.0.1:{port} did not accept a connection within {timeout:.0f} s "
                 f"(last try: {last})",
                 "check that a server runs there and publishes container port 5432 on that host port "
@@ -188,8 +188,8 @@ def remove_volume(name: str) -> None:
     except de.NotFound:
         return
     if not engine.is_ours(vol.attrs.get("Labels")):
-        raise CoursekitError(f"the volume {name!r} was not created by coursekit, so it is left alone",
-                             f"remove it yourself if you are sure: docker volume rm {name}")
+        raise LessonError(f"the volume {name!r} was not created by coursekit, so it is left alone",
+                          f"remove it yourself if you are sure: docker volume rm {name}")
     vol.remove(force=True)
 
 
@@ -206,8 +206,8 @@ def start(*, password: str | None = None, volume: str | None = None, port: int |
     if password is None:
         password = password_from_env()
     if not isinstance(password, str) or not password:
-        raise CoursekitError("the PostgreSQL password is empty, and the image refuses to create a database "
-                             "without one", "pass a non-empty string: start(password='...')")
+        raise LessonError("the PostgreSQL password is empty, and the image refuses to create a database "
+                          "without one", "pass a non-empty string: start(password='...')")
     database = database or user
     env = {"POSTGRES_PASSWORD": password, "POSTGRES_USER": user, "POSTGRES_DB": database}
     mounts = {}
@@ -245,12 +245,12 @@ def server(*, remove_volume: bool = False, **kwargs: Any) -> Iterator[Server]:
 def psql(container: Any, sql: str, *, user: str = "postgres", database: str | None = None) -> str:
     """``docker exec CONTAINER psql -U USER -d DB -c SQL``: the client inside the container.
 
-    Raises a CoursekitError quoting psql's message when the command fails.
+    Raises a LessonError quoting psql's message when the command fails.
     """
     cmd = ["psql", "-U", user, "-d", database or user, "--no-psqlrc", "-c", sql]
     code, out = container.exec_run(cmd)
     text = out.decode(errors="replace") if isinstance(out, bytes) else str(out)
     if code != 0:
-        raise CoursekitError(f"psql in {container.name} failed (exit code {code}): {text.strip()}",
-                             "check the SQL, the user and the database name")
+        raise LessonError(f"psql in {container.name} failed (exit code {code}): {text.strip()}",
+                          "check the SQL, the user and the database name")
     return text

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import vmfetch
-from ..errors import CoursekitError
+from ..errors import LessonError
 
 MARKER = "COURSEKIT-VM-UP"
 DONE = "COURSEKIT-VM-DONE"
@@ -291,10 +291,10 @@ def boot(*, timeout: float = 30, memory_mb: int = 128, accel: str = "auto") -> B
     global _kvm_broken
     st = status()
     if not st.ok:
-        raise CoursekitError(st.reason, st.fix)
+        raise LessonError(st.reason, st.fix)
     order = {"auto": ["kvm", "tcg"] if _kvm_usable() else ["tcg"], "kvm": ["kvm"], "tcg": ["tcg"]}.get(accel)
     if order is None:
-        raise CoursekitError(f"unknown accel {accel!r}", 'use "auto", "kvm" or "tcg"')
+        raise LessonError(f"unknown accel {accel!r}", 'use "auto", "kvm" or "tcg"')
     failures = []
     for a in order:
         probe = accel == "auto" and a == "kvm"
@@ -311,7 +311,7 @@ def boot(*, timeout: float = 30, memory_mb: int = 128, accel: str = "auto") -> B
                 res.note = f"no KVM for this boot: {_kvm_unusable()}; QEMU emulated the CPU in software (TCG)"
             return res
         failures.append((a, why, res.console))
-    raise CoursekitError(
+    raise LessonError(
         f"the VM did not boot ({', '.join(f'{x}: {w}' for x, w, _ in failures)}); "
         f"its console said:\n{failures[-1][2] or '(nothing)'}",
         f"give it more time (boot(timeout={max(timeout * 2, 30):g})): software emulation is slow on a busy "
@@ -334,8 +334,8 @@ def footprint() -> dict[str, int]:
     """Bytes on disk: the kernel image, its whole package (with modules), the initramfs."""
     st = status()
     if not st.kernel or not st.initramfs:
-        raise CoursekitError("the VM assets are not there yet, so there is nothing to weigh",
-                             "run `coursekit vm-assets` (or vm.prepare())")
+        raise LessonError("the VM assets are not there yet, so there is nothing to weigh",
+                          "run `coursekit vm-assets` (or vm.prepare())")
     tree = cache_dir() / "kernel"
     package = sum(p.lstat().st_size for p in tree.rglob("*") if p.is_file() and not p.is_symlink())
     return {"kernel_image": st.kernel.stat().st_size, "kernel_package": package,
@@ -346,7 +346,7 @@ def main(*, progress: Callable[[str], object] = print) -> int:
     """``coursekit vm-assets``: prepare, then say what is there and how big it is."""
     st = prepare(progress)
     if not st.ok:
-        raise CoursekitError(st.reason, st.fix)
+        raise LessonError(st.reason, st.fix)
     for k, v in footprint().items():
         progress(f"  {k:15} {v / 1e6:8.1f} MB")
     why = f". Why not KVM: {st.accel_why}" if st.accel_why else ""

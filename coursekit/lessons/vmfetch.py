@@ -23,7 +23,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import CoursekitError
+from ..errors import LessonError
 
 #: Meta-packages that depend on the newest kernel of a flavour made for VMs, best first.
 #: Debian's cloud kernel and Ubuntu's kvm kernel: no drivers for real hardware, small, quick to boot.
@@ -100,7 +100,7 @@ def machine_sources(codename: str, apt_dir: Path = APT_DIR) -> tuple[list[str], 
     d822 = [e for p in sorted((apt_dir / "sources.list.d").glob("*.sources"))
             for e in deb822_sources(p.read_text(errors="replace"), codename)]
     if not one and not d822:
-        raise CoursekitError(
+        raise LessonError(
             f"this machine's apt sources ({apt_dir}/sources.list, {apt_dir}/sources.list.d/) name no archive "
             f"for {codename or 'this release'} with a `main` component, so there is nowhere to fetch a kernel from",
             "add the distribution's archive to the apt sources (as the distribution's images have it), or put a "
@@ -142,16 +142,16 @@ class PrivateApt:
 
     def run(self, tool: str, *args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
         if not shutil.which(tool):
-            raise CoursekitError(f"`{tool}` is not on this machine, so the guest kernel cannot be fetched",
-                                 "fetching the kernel needs Debian or Ubuntu (or an image based on them); elsewhere, "
-                                 "put a bzImage at ~/.cache/coursekit/vm/kernel/boot/vmlinuz-<release> yourself")
+            raise LessonError(f"`{tool}` is not on this machine, so the guest kernel cannot be fetched",
+                              "fetching the kernel needs Debian or Ubuntu (or an image based on them); elsewhere, "
+                              "put a bzImage at ~/.cache/coursekit/vm/kernel/boot/vmlinuz-<release> yourself")
         cmd = [tool, *(self.options() if tool.startswith("apt") else []), *args]
         r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False,
                            env={**os.environ, "LC_ALL": "C"})
         if check and r.returncode:
-            raise CoursekitError(f"`{' '.join([tool, *args])}` failed: {(r.stderr or r.stdout).strip()[-600:]}",
-                                 "check that this machine reaches its package archive (the mirror in its apt "
-                                 "sources), then run `coursekit vm-assets` again")
+            raise LessonError(f"`{' '.join([tool, *args])}` failed: {(r.stderr or r.stdout).strip()[-600:]}",
+                              "check that this machine reaches its package archive (the mirror in its apt "
+                              "sources), then run `coursekit vm-assets` again")
         return r
 
     def update(self) -> None:
@@ -203,8 +203,8 @@ def kernel_packages(apt: PrivateApt, family: str | None = None) -> list[str]:
         metas = KERNELS.get(family) or tuple(m for ms in KERNELS.values() for m in ms)
         image = next((d for m in metas for d in (apt.depends(m) or []) if _IMAGE.match(d)), None)
         if not image:
-            raise CoursekitError(f"apt knows none of the kernel packages {', '.join(metas)} here",
-                                 "name one for this system: COURSEKIT_VM_KERNEL=linux-image-<release> "
-                                 "coursekit vm-assets")
+            raise LessonError(f"apt knows none of the kernel packages {', '.join(metas)} here",
+                              "name one for this system: COURSEKIT_VM_KERNEL=linux-image-<release> "
+                              "coursekit vm-assets")
     modules = [d for d in apt.depends(image) or [] if d.startswith("linux-modules-") and "-extra-" not in d]
     return [image, *modules]

@@ -17,7 +17,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from ..errors import CoursekitError
+from ..errors import OrchestrationError
 
 #: The Kubernetes version whose schemas we validate against (one kubernetes-validate ships).
 KUBERNETES_VERSION = "1.30.0"
@@ -66,11 +66,11 @@ class App:
         import re
 
         if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", self.name or ""):
-            raise CoursekitError(f"{self.name!r} cannot name a service in both orchestrators",
-                                 "use lower-case letters, digits and '-', starting and ending with a letter "
-                                 "or digit (at most 63 characters)")
+            raise OrchestrationError(f"{self.name!r} cannot name a service in both orchestrators",
+                                     "use lower-case letters, digits and '-', starting and ending with a letter "
+                                     "or digit (at most 63 characters)")
         if self.replicas < 0:
-            raise CoursekitError(f"replicas must be 0 or more, not {self.replicas}", "e.g. replicas=2")
+            raise OrchestrationError(f"replicas must be 0 or more, not {self.replicas}", "e.g. replicas=2")
 
 
 def _cpus(quantity: str) -> float:
@@ -252,9 +252,9 @@ def apply(docs: list[dict], namespace: str = "default") -> list[str]:
     """Create the manifests on the configured cluster (only if :func:`cluster` says one answers)."""
     ok, why = cluster()
     if not ok:
-        raise CoursekitError(f"no Kubernetes cluster to apply to: {why}",
-                             "validating the manifests is as far as the lesson goes here; with a cluster "
-                             "(kind, minikube, a cloud one) and its kubeconfig, run this again")
+        raise OrchestrationError(f"no Kubernetes cluster to apply to: {why}",
+                                 "validating the manifests is as far as the lesson goes here; with a cluster "
+                                 "(kind, minikube, a cloud one) and its kubeconfig, run this again")
     from kubernetes import client, utils
 
     created = []

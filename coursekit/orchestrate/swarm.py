@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from ..docker import engine, sdk
-from ..errors import CoursekitError
+from ..errors import CoursekitError, OrchestrationError, RegistryError
 
 ADDR = "127.0.0.1"
 #: The small image of the containers this module starts to look at the network (IPVS, a probe).
@@ -70,16 +70,16 @@ def init(lesson: Optional[str] = None) -> dict:
         except Exception as exc:
             raise engine.explain_docker_error(exc, what="turning on swarm mode") from exc
     elif st != "active":
-        raise CoursekitError(f"this engine's swarm is {st!r}, not usable",
-                             "leave it (`docker swarm leave --force`) and run the cell again")
+        raise OrchestrationError(f"this engine's swarm is {st!r}, not usable",
+                                 "leave it (`docker swarm leave --force`) and run the cell again")
     info = cl.info()["Swarm"]
     if not info.get("ControlAvailable"):
         if not info.get("NodeID"):  # seen after a `swarm leave` that timed out half-way
-            raise CoursekitError("this engine's swarm mode is half switched off (active, but no node and no "
-                                 "manager): an earlier `docker swarm leave` did not finish",
-                                 "finish it with `docker swarm leave --force`, then run the cell again")
-        raise CoursekitError("this engine is a swarm worker, not a manager: services cannot be created here",
-                             "run the lesson on a manager node, or leave that swarm (`docker swarm leave`)")
+            raise OrchestrationError("this engine's swarm mode is half switched off (active, but no node and no "
+                                     "manager): an earlier `docker swarm leave` did not finish",
+                                     "finish it with `docker swarm leave --force`, then run the cell again")
+        raise OrchestrationError("this engine is a swarm worker, not a manager: services cannot be created here",
+                                 "run the lesson on a manager node, or leave that swarm (`docker swarm leave`)")
     cl.swarm.reload()
     return {"node": info.get("NodeID"), "managers": info.get("Managers"), "nodes": info.get("Nodes"),
             "ours": is_ours()}
@@ -172,17 +172,17 @@ def wait_replicas(service: Any, n: Optional[int] = None, *, timeout: float = 60.
     except CoursekitError:
         failed = [t for t in tasks(service, None) if t["Status"]["State"] in ("failed", "rejected")]
         why = failed[0]["Status"].get("Err", "") if failed else ""
-        raise CoursekitError(f"{service.name} has {replicas(service)[0]} running tasks, not {n or 'all'} "
-                             f"after {timeout:.0f} s" + (f"; a task failed: {why}" if why else ""),
-                             "look at service.tasks() and `docker service ps --no-trunc NAME`") from None
+        raise OrchestrationError(f"{service.name} has {replicas(service)[0]} running tasks, not {n or 'all'} "
+                                 f"after {timeout:.0f} s" + (f"; a task failed: {why}" if why else ""),
+                                 "look at service.tasks() and `docker service ps --no-trunc NAME`") from None
     return time.monotonic() - t0
 
 
 def scale(service: Any, n: int, *, timeout: float = 60.0) -> float:
     """``docker service scale NAME=n``, then wait until ``n`` tasks run and no others are still stopping; seconds."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-        raise CoursekitError(f"a service scales to a whole number of replicas, 0 or more, not {n!r}",
-                             "e.g. swarm.scale(service, 3)")
+        raise OrchestrationError(f"a service scales to a whole number of replicas, 0 or more, not {n!r}",
+                                 "e.g. swarm.scale(service, 3)")
     ServiceMode = sdk.types().ServiceMode
 
     t0 = time.monotonic()
@@ -192,8 +192,8 @@ def scale(service: Any, n: int, *, timeout: float = 60.0) -> float:
     current = api.inspect_service(service.id)
     spec = current["Spec"]
     if "Replicated" not in spec.get("Mode", {}):
-        raise CoursekitError(f"{service.name} is not a replicated service: it cannot be scaled",
-                             "scale services made with swarm.service(..., replicas=N)")
+        raise OrchestrationError(f"{service.name} is not a replicated service: it cannot be scaled",
+                                 "scale services made with swarm.service(..., replicas=N)")
     api.update_service(service.id, current["Version"]["Index"], task_template=spec["TaskTemplate"],
                        name=spec["Name"], labels=spec.get("Labels"), mode=ServiceMode("replicated", replicas=n),
                        update_config=spec.get("UpdateConfig"), rollback_config=spec.get("RollbackConfig"),
@@ -235,7 +235,7 @@ def kill_a_task(service: Any) -> str:
             with contextlib.suppress(Exception):
                 engine.client().containers.get(cid).kill()
                 return cid
-    raise CoursekitError(f"{service.name} has no running task to kill", "wait_replicas(service) first")
+    raise OrchestrationError(f"{service.name} has no running task to kill", "wait_replicas(service) first")
 
 
 def running_containers(service: Any) -> set[str]:
@@ -305,8 +305,8 @@ def watch_task(service: Any, container_id: str, *, timeout: float = 60.0,
                 container_id not in running_containers(service):
             return out
         time.sleep(every)
-    raise CoursekitError(f"{service.name} did not replace container {container_id[:12]} within {timeout:.0f} s",
-                         "look at service.tasks() and `docker service ps --no-trunc NAME`")
+    raise OrchestrationError(f"{service.name} did not replace container {container_id[:12]} within {timeout:.0f} s",
+                             "look at service.tasks() and `docker service ps --no-trunc NAME`")
 
 
 def update(service: Any, image: Optional[str] = None, *, pin: bool = True, **kwargs: Any):
@@ -342,8 +342,8 @@ def watch_update(service: Any, probe: Optional["Probe"] = None, url: Optional[st
         if (started and st in TERMINAL) or (not started and now > 10):
             return out  # (an update that changes nothing never starts)
         if now > timeout:
-            raise CoursekitError(f"the update of {service.name} had not ended after {timeout:.0f} s (state {st})",
-                                 "look at `docker service ps NAME` and service.attrs['UpdateStatus']")
+            raise OrchestrationError(f"the update of {service.name} had not ended after {timeout:.0f} s (state {st})",
+                                     "look at `docker service ps NAME` and service.attrs['UpdateStatus']")
         time.sleep(every)
 
 
@@ -364,15 +364,15 @@ def pinned(image: str) -> str:
     try:
         digest = engine.client().images.get_registry_data(image).id
     except Exception as exc:
-        raise CoursekitError(f"the registry {registry_of(image)} has no {image}, or does not answer ({exc})",
-                             "push the image there first (registry.push(image, repo, tag)), and check the "
-                             "name and tag") from None
+        raise RegistryError(f"the registry {registry_of(image)} has no {image}, or does not answer ({exc})",
+                            "push the image there first (registry.push(image, repo, tag)), and check the "
+                            "name and tag") from None
     return f"{image}@{digest}"
 
 
 def _ns(seconds: float, what: str = "a duration") -> int:
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
-        raise CoursekitError(f"{what} is a number of seconds, not {seconds!r}", "e.g. 3 or 0.5 (not '3s')")
+        raise OrchestrationError(f"{what} is a number of seconds, not {seconds!r}", "e.g. 3 or 0.5 (not '3s')")
     return int(seconds * 1e9)
 
 
@@ -382,8 +382,8 @@ def healthcheck(test: list[str], *, interval: float = 1.0, timeout: float = 1.0,
     Healthcheck = sdk.types().Healthcheck
 
     if not isinstance(test, (list, tuple)) or not test or test[0] not in ("CMD", "CMD-SHELL", "NONE"):
-        raise CoursekitError(f"a health check's test is a list that starts with 'CMD' (or 'CMD-SHELL'), not {test!r}",
-                             "e.g. ['CMD', 'wget', '-qO-', 'http://127.0.0.1:8000/']")
+        raise OrchestrationError(f"a health check's test is a list that starts with 'CMD' (or 'CMD-SHELL'), not {test!r}",
+                                 "e.g. ['CMD', 'wget', '-qO-', 'http://127.0.0.1:8000/']")
     return Healthcheck(test=list(test), interval=_ns(interval, "interval"), timeout=_ns(timeout, "timeout"),
                        retries=retries, start_period=_ns(start_period, "start_period"))
 
@@ -417,8 +417,8 @@ def service(name: str, image: str, command: Any = None, *, network: str, replica
             extra = dict(update_config=UpdateConfig(failure_action=failure_action, **policy),
                          rollback_config=UpdateConfig(failure_action="pause", **policy))
         except de.InvalidArgument as exc:
-            raise CoursekitError(f"not a valid update policy: {exc}", "order is 'start-first' or 'stop-first'; "
-                                 "failure_action is 'rollback', 'pause' or 'continue'") from None
+            raise OrchestrationError(f"not a valid update policy: {exc}", "order is 'start-first' or 'stop-first'; "
+                                     "failure_action is 'rollback', 'pause' or 'continue'") from None
         if restart_delay is not None:
             extra["restart_policy"] = RestartPolicy(condition="any", delay=_ns(restart_delay, "restart_delay"))
     init(lesson)
@@ -426,8 +426,8 @@ def service(name: str, image: str, command: Any = None, *, network: str, replica
     for old in cl.services.list(filters={"name": name}):
         if old.name == name:
             if not engine.is_ours(old.attrs["Spec"].get("Labels")):
-                raise CoursekitError(f"a service named {name!r} exists and coursekit did not create it",
-                                     f"pick another name, or remove it: docker service rm {name}")
+                raise OrchestrationError(f"a service named {name!r} exists and coursekit did not create it",
+                                         f"pick another name, or remove it: docker service rm {name}")
             old.remove()
     labels = engine.labels(lesson)
     kwargs.setdefault("init", True)

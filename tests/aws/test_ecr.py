@@ -9,7 +9,7 @@ import pytest
 
 from coursekit import aws
 from coursekit.aws import ecr
-from coursekit.errors import CoursekitError
+from coursekit.aws.errors import AWSError
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -94,7 +94,7 @@ def test_json_friendly_times_are_accepted():
      "more than one rule selects untagged"),
 ])
 def test_bad_policies_are_explained(policy, words):
-    with pytest.raises(CoursekitError, match=words):
+    with pytest.raises(AWSError, match=words):
         ecr.preview(policy, [], now=NOW)
 
 
@@ -142,7 +142,7 @@ def test_against_moto_preview_then_expire_deletes_what_the_policy_names(sandbox)
 def test_a_repository_without_policy_is_explained(sandbox):
     client = sandbox.client("ecr")
     client.create_repository(repositoryName="empty")
-    with pytest.raises(CoursekitError, match="has no lifecycle policy"):
+    with pytest.raises(AWSError, match="has no lifecycle policy"):
         ecr.preview_repository(client, "empty")
 
 

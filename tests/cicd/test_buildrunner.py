@@ -14,7 +14,7 @@ from coursekit import aws
 from coursekit.cicd.build import runner as buildrunner
 from coursekit.docker import engine
 from coursekit.cicd.build.spec import BuildspecError
-from coursekit.errors import CoursekitError
+from coursekit.errors import CICDError
 
 pytestmark = pytest.mark.usefixtures("real_engine")
 
@@ -112,7 +112,7 @@ def test_start_build_overrides_beat_project_variables_which_beat_the_buildspec()
     r = build("env", project_env={"FROM_PROJECT": "project", "FROM_START": "project"},
               env_overrides={"FROM_START": "start-build"})
     assert "FROM_SPEC=buildspec FROM_PROJECT=project FROM_START=start-build LITERAL=$HOME/x" in r.log
-    with pytest.raises(CoursekitError) as err:
+    with pytest.raises(CICDError) as err:
         build("env", env_overrides={"CODEBUILD_BUILD_NUMBER": "9"})
     assert "CODEBUILD_BUILD_NUMBER" in err.value.problem and "reserved" in err.value.fix
 
@@ -218,10 +218,10 @@ def test_the_default_buildspec_runs_and_the_result_shows_as_a_table():
 
 
 def test_bad_arguments_are_explained(tmp_path):
-    with pytest.raises(CoursekitError) as err:
+    with pytest.raises(CICDError) as err:
         buildrunner.run(tmp_path / "missing", sandbox=False)
     assert "does not exist" in err.value.problem
-    with pytest.raises(CoursekitError) as err:
+    with pytest.raises(CICDError) as err:
         buildrunner.run(PROJECT, timeout=0, sandbox=False)
     assert "timeout" in err.value.problem
 

@@ -20,7 +20,7 @@ from coursekit.cicd.build import runner as buildrunner, spec as buildspec
 from coursekit.cicd import apps as courseapps
 from coursekit.docker import engine, layers
 from coursekit.orchestrate import swarm
-from coursekit.errors import CoursekitError
+from coursekit.errors import CICDError
 
 LESSON = "test-courseapps"
 
@@ -30,10 +30,10 @@ LESSON = "test-courseapps"
 
 def test_the_apps_and_a_clear_error_for_a_name_that_is_not_one():
     assert courseapps.names() == ["greeter", "wordcount"]
-    with pytest.raises(CoursekitError, match="no sample app called 'greter'") as err:
+    with pytest.raises(CICDError, match="no sample app called 'greter'") as err:
         courseapps.path("greter")
     assert "greeter, wordcount" in err.value.fix
-    with pytest.raises(CoursekitError, match="has no file 'buildspec.yaml'") as err:
+    with pytest.raises(CICDError, match="has no file 'buildspec.yaml'") as err:
         courseapps.read("greeter", "buildspec.yaml")
     assert "buildspec.yml" in err.value.fix
 
@@ -63,7 +63,7 @@ def test_a_workspace_is_a_git_repository_and_changes_are_commits(tmp_path):
     short = courseapps.change(repo, "app.py", 'VERSION = "1.0"', 'VERSION = "1.1"', commit="release 1.1")
     assert courseapps.git(repo, "log", "-1", "--format=%h %s") == f"{short} release 1.1"
     assert 'VERSION = "1.0"' in courseapps.read("greeter", "app.py")  # the app itself is untouched
-    with pytest.raises(CoursekitError, match=r"contains 'VERSION = \"9\"' 0 times"):
+    with pytest.raises(CICDError, match=r"contains 'VERSION = \"9\"' 0 times"):
         courseapps.change(repo, "app.py", 'VERSION = "9"', "x")
     courseapps.change(repo, "app.py", "return f\"Hello, {name}!", "return f\"Hi, {name}!")  # not committed
     assert courseapps.git(repo, "status", "--porcelain") == "M app.py"

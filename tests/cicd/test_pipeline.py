@@ -20,6 +20,7 @@ import pytest
 from coursekit import aws
 from coursekit.docker import engine
 from coursekit.cicd import pipeline
+from coursekit.errors import CICDError
 from coursekit.orchestrate import swarm
 
 pytestmark = pytest.mark.usefixtures("real_engine")
@@ -103,7 +104,7 @@ def test_a_failing_test_stops_the_pipeline_and_retry_resumes_it(release, sb):
     url = ex.action("Deploy", "Run").summary["url"]
     assert url.startswith("http://127.0.0.1:")
     assert urllib.request.urlopen(url, timeout=10).read().decode() == "hello, pipeline! (version 1.0)\n"
-    with pytest.raises(Exception, match="only a failed execution can be retried"):
+    with pytest.raises(CICDError, match="only a failed execution can be retried"):
         ex.retry()
 
     # Artifacts went through the artifact store, under <pipeline>/<artifact[:10]>/<id>, as zips.
@@ -139,7 +140,7 @@ def test_a_code_fix_needs_a_new_run_because_retry_reuses_the_artifacts(release):
     assert ex.status == "Failed" and len(ex.action("Build", "UnitTests").attempts) == 2
     again = pipe.run(progress=None)  # a new execution fetches the new commit
     assert again.status == "Succeeded" and again.action("Source", "Checkout").summary["message"] == "fix the greeting"
-    with pytest.raises(Exception, match="a newer execution"):
+    with pytest.raises(CICDError, match="a newer execution"):
         ex.retry()
     assert len(ours(pipe)) == 1
 

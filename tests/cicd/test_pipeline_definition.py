@@ -14,7 +14,7 @@ from coursekit import aws
 from coursekit.docker import engine
 from coursekit.cicd import pipeline
 from coursekit.cicd.pipeline import definition as pipelinedef
-from coursekit.errors import CoursekitError
+from coursekit.errors import CICDError
 from coursekit.cicd.pipeline.definition import PipelineError
 
 HERE = Path(__file__).parents[1] / "fixtures" / "pipelines"
@@ -24,7 +24,7 @@ BAD = HERE / "malformed"
 def test_a_pipeline_needs_the_sandbox():
     """(First in the file: before the module's sandbox starts.)"""
     assert aws.active() is None
-    with pytest.raises(CoursekitError, match="needs the AWS sandbox") as info:
+    with pytest.raises(CICDError, match="needs the AWS sandbox") as info:
         pipeline.Pipeline(HERE / "release.yml")
     assert "coursekit.aws.sandbox()" in info.value.fix
 
@@ -102,9 +102,9 @@ def test_valid_definitions_load_in_codepipelines_shapes():
 
 
 def test_a_missing_file_and_broken_yaml_get_clear_messages():
-    with pytest.raises(CoursekitError, match="there is no pipeline file"):
+    with pytest.raises(CICDError, match="there is no pipeline file"):
         pipelinedef.load("no/such/pipeline.yml")
-    with pytest.raises(CoursekitError, match="not valid YAML"):
+    with pytest.raises(CICDError, match="not valid YAML"):
         pipelinedef.load("pipeline:\n  name: x\n\tstages: []\n")
     with pytest.raises(PipelineError, match="is a mapping with name and stages"):
         pipelinedef.load("- just\n- a list\n")

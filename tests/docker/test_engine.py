@@ -11,7 +11,7 @@ import time
 import pytest
 
 from coursekit.docker import engine
-from coursekit.errors import CoursekitError
+from coursekit.errors import DockerError
 
 TINY = "coursekit/busybox:v1"
 PY = sys.executable
@@ -69,7 +69,7 @@ def test_a_foreign_container_with_that_name_is_left_alone():
     foreign = engine.client().containers.run(TINY, "sleep 30", name="ck-test-foreign", detach=True,
                                              labels={"purpose": "not coursekit's"})
     try:
-        with pytest.raises(CoursekitError) as err:
+        with pytest.raises(DockerError) as err:
             engine.run(TINY, "true", name="ck-test-foreign")
         assert "did not create it" in err.value.problem and "docker rm -f ck-test-foreign" in err.value.fix
         foreign.reload()
@@ -79,14 +79,14 @@ def test_a_foreign_container_with_that_name_is_left_alone():
 
 
 def test_non_zero_exit_quotes_exit_code_and_last_output():
-    with pytest.raises(CoursekitError) as err:
+    with pytest.raises(DockerError) as err:
         engine.run(TINY, ["sh", "-c", "echo preparing; echo the real reason >&2; exit 3"])
     assert "code 3" in err.value.problem
     assert "the real reason" in err.value.problem
 
 
 def test_missing_image_is_explained():
-    with pytest.raises(CoursekitError) as err:
+    with pytest.raises(DockerError) as err:
         engine.run("coursekit/no-such-image:v0", "true")
     assert "coursekit/no-such-image:v0" in err.value.problem
     assert "coursekit images" in err.value.fix

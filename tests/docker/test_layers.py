@@ -139,7 +139,7 @@ def test_oci_layout_with_a_gzip_layer_is_read_and_verified(saved_busybox, tmp_pa
 
 
 def test_a_folder_that_is_no_archive_is_explained(tmp_path):
-    with pytest.raises(layers.CoursekitError, match="not a docker save archive"):
+    with pytest.raises(layers.DockerError, match="not a docker save archive"):
         layers.load_saved(tmp_path)
 
 

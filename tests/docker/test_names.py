@@ -4,7 +4,7 @@ import doctest
 import pytest
 
 from coursekit.docker import names as imagenames
-from coursekit.errors import CoursekitError
+from coursekit.errors import DockerError
 from coursekit.docker.names import parse
 
 D = "sha256:" + "ab" * 32
@@ -42,7 +42,7 @@ def test_a_port_is_not_a_tag():
     ("we$b", "may only contain"),
 ])
 def test_bad_names_are_explained(ref, words):
-    with pytest.raises(CoursekitError, match=words):
+    with pytest.raises(DockerError, match=words):
         parse(ref)
 
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from coursekit.docker import engine, rawapi as engineapi
-from coursekit.errors import CoursekitError, EngineUnavailable
+from coursekit.errors import DockerError, EngineUnavailable
 
 TINY = "coursekit/busybox:v1"
 
@@ -85,7 +85,7 @@ def test_silent_socket_times_out(no_docker_host, tmp_path):
 
 def test_tcp_docker_host_is_explained(no_docker_host):
     no_docker_host.setenv("DOCKER_HOST", "tcp://127.0.0.1:2375")
-    with pytest.raises(CoursekitError, match="Unix socket"):
+    with pytest.raises(DockerError, match="Unix socket"):
         engineapi.get("/version")
 
 

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from coursekit.docker import engine, layers, registry
-from coursekit.errors import CoursekitError
+from coursekit.errors import DockerError, RegistryError
 
 pytestmark = pytest.mark.usefixtures("real_engine")
 BUSYBOX = "coursekit/busybox:v1"
@@ -74,7 +74,7 @@ def test_retag_without_pushing_then_delete_and_garbage_collect(reg, app_image):
     assert sorted(reg.tags(repo)) == ["1.0", "stable"]
     reg.delete(repo, digest)
     assert reg.tags(repo) == []
-    with pytest.raises(CoursekitError, match="no manifest"):
+    with pytest.raises(RegistryError, match="no manifest"):
         reg.manifest(repo, "1.0")
     gc = reg.garbage_collect()
     assert gc["after"] < gc["before"], gc["output"][-500:]
@@ -103,7 +103,7 @@ def test_source_says_where_the_registry_program_came_from(reg):
 
 
 def test_delete_by_tag_is_refused_with_a_reason(reg):
-    with pytest.raises(CoursekitError, match="by digest, not by tag"):
+    with pytest.raises(RegistryError, match="by digest, not by tag"):
         reg.delete("anything", "latest")
 
 
@@ -116,16 +116,16 @@ def _local_digests() -> set[str]:
 
 
 def test_a_name_the_engine_would_refuse_is_explained_before_pushing(reg, app_image):
-    with pytest.raises(CoursekitError, match="capital letters"):
+    with pytest.raises(DockerError, match="capital letters"):
         reg.push(app_image, "MyApp", "1.0")
-    with pytest.raises(CoursekitError, match="tag"):
+    with pytest.raises(DockerError, match="tag"):
         reg.push(app_image, "myapp", "bad tag")
 
 
 def test_a_tag_that_does_not_exist_is_explained(reg):
-    with pytest.raises(CoursekitError, match="no manifest nothing-here:9.9"):
+    with pytest.raises(RegistryError, match="no manifest nothing-here:9.9"):
         reg.manifest("nothing-here", "9.9")
-    with pytest.raises(CoursekitError, match="not on this engine"):
+    with pytest.raises(DockerError, match="not on this engine"):
         reg.pull("nothing-here", "9.9")
 
 
@@ -151,6 +151,6 @@ def test_stop_removes_container_volume_and_local_tags(reg, app_image):
 
 def test_a_registry_that_is_not_running_is_explained(reg):
     """After test_stop...: the module's registry is gone; asking it anything says so, with the fix."""
-    with pytest.raises(CoursekitError, match="does not answer") as err:
+    with pytest.raises(RegistryError, match="does not answer") as err:
         reg.catalog()
     assert "registry.start()" in err.value.fix

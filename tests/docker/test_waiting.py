@@ -6,7 +6,7 @@ import socket
 import pytest
 
 from coursekit.docker import engine
-from coursekit.errors import CoursekitError
+from coursekit.errors import DockerError
 
 pytestmark = pytest.mark.usefixtures("real_engine")
 BUSYBOX = "coursekit/busybox:v1"
@@ -28,7 +28,7 @@ def test_a_published_port_answers_on_loopback_only():
 
 @pytest.mark.parametrize("ports", [{"8000/tcp": ("0.0.0.0", None)}, {"8000/tcp": {"HostIp": "0.0.0.0"}}])
 def test_binding_beyond_loopback_is_refused(ports):
-    with pytest.raises(CoursekitError, match="127.0.0.1 only"):
+    with pytest.raises(DockerError, match="127.0.0.1 only"):
         engine.run(BUSYBOX, ["true"], ports=ports)
 
 
@@ -37,7 +37,7 @@ def test_a_fixed_port_that_is_taken_is_named():
         s.bind(("127.0.0.1", 0))
         s.listen()
         taken = s.getsockname()[1]
-        with pytest.raises(CoursekitError, match=f"port {taken} on this machine is already in use") as err:
+        with pytest.raises(DockerError, match=f"port {taken} on this machine is already in use") as err:
             with engine.container(BUSYBOX, ["sleep", "30"], ports={"8000/tcp": taken}):
                 pass
         assert "another host port" in err.value.fix
@@ -69,7 +69,7 @@ def test_waiting_for_a_port_nobody_listens_on_names_port_and_time():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         free = s.getsockname()[1]
-    with pytest.raises(CoursekitError, match=rf"nothing answered TCP on 127.0.0.1:{free} within 1 s"):
+    with pytest.raises(DockerError, match=rf"nothing answered TCP on 127.0.0.1:{free} within 1 s"):
         engine.wait_tcp(free, timeout=1)
 
 

@@ -20,7 +20,7 @@ import pytest
 
 from coursekit.dockerfile import tryout as da
 from coursekit.docker import engine
-from coursekit.errors import CoursekitError
+from coursekit.errors import DockerfileError, LimitsError
 from coursekit.dockerfile.limits import Limits
 
 pytestmark = pytest.mark.usefixtures("real_engine")
@@ -304,7 +304,7 @@ def test_a_fixed_host_port_that_is_taken_is_an_error_naming_it(tryout):
         s.bind(("127.0.0.1", 0))
         s.listen()
         taken = s.getsockname()[1]
-        with pytest.raises(CoursekitError, match=f"port {taken} is already in use"):
+        with pytest.raises(DockerfileError, match=f"port {taken} is already in use"):
             tryout(SERVE, PAGE, port=8000, host_port=taken)
 
 
@@ -316,13 +316,13 @@ def test_doctests():
 
 
 def test_bad_limits_and_arguments_say_what_to_write():
-    with pytest.raises(CoursekitError, match="not a size"):
+    with pytest.raises(LimitsError, match="not a size"):
         Limits(memory="lots")
-    with pytest.raises(CoursekitError, match="network"):
+    with pytest.raises(LimitsError, match="network"):
         Limits(network="host")
-    with pytest.raises(CoursekitError, match="not a TCP port"):
+    with pytest.raises(DockerfileError, match="not a TCP port"):
         da.try_dockerfile(SERVE, PAGE, port="8000")
-    with pytest.raises(CoursekitError, match="network='none'"):
+    with pytest.raises(DockerfileError, match="network='none'"):
         da.try_dockerfile(SERVE, PAGE, port=8000, limits=Limits(network="none"))
 
 

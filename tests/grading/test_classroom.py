@@ -15,7 +15,7 @@ from coursekit.docker import engine
 from coursekit.grading import classroom as gradeclass, limits as gradelimits
 from coursekit.exercises import notebooks
 from coursekit.grading import inputs, local as gs, scoring
-from coursekit.errors import CoursekitError
+from coursekit.errors import LimitsError
 from coursekit.grading.limits import GradeLimits
 
 A09, A05, A12, A02 = "09-cloud-computing", "05-dockerfiles", "12-iam", "02-docker-engine"
@@ -46,7 +46,7 @@ def test_the_limits_docstring_examples_run():
                                  dict(cap_drop=()), dict(timeout=0), dict(timeout=10, cell_timeout=20),
                                  dict(restarts=-1), dict(memory="lots"), dict(answers_bytes=10_000_000)])
 def test_limits_refuse_a_weaker_sandbox_with_a_fix(bad):
-    with pytest.raises(CoursekitError) as err:
+    with pytest.raises(LimitsError) as err:
         GradeLimits(**bad)
     assert err.value.fix
 

@@ -27,7 +27,7 @@ from coursekit.grading import (classroom as gradeclass, image as gradeimage, que
                                swarm as gradeswarm)
 from coursekit.orchestrate import swarm
 from coursekit.grading import local as gs
-from coursekit.errors import CoursekitError
+from coursekit.errors import GradingError
 from coursekit.grading.limits import GradeLimits
 
 A = "09-cloud-computing"
@@ -295,7 +295,7 @@ def test_the_cli_option_and_a_wrong_cluster(both, tmp_path, capsys):
                      "--workers", "1", "--swarm"])
     assert code == 0 and _book(tmp_path / "o")["bea"]["total"] == "8"
     assert "as a Docker Swarm job" in capsys.readouterr().out
-    with pytest.raises(CoursekitError) as err:
+    with pytest.raises(GradingError) as err:
         gradeclass.grade(subs, classroom.solution(A), tmp_path / "o2", cluster="kubernetes", progress=None)
     assert "swarm" in err.value.fix
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from coursekit.errors import CoursekitError
+from coursekit.errors import LessonError
 from coursekit.lesson.sortquiz import SortQuiz, SortQuizError, sort_quiz
 
 BINS = ["IaaS", "PaaS", "SaaS"]
@@ -60,7 +60,7 @@ def test_a_badly_built_quiz_says_what_is_wrong(build, words):
     with pytest.raises(SortQuizError) as info:
         build()
     assert words in info.value.problem and info.value.fix
-    assert isinstance(info.value, (CoursekitError, ValueError))
+    assert isinstance(info.value, LessonError) and isinstance(info.value, ValueError)
 
 
 def test_answers_must_name_known_items_and_bins(quiz):

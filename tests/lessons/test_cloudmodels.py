@@ -8,7 +8,6 @@ import random
 import pytest
 
 from coursekit.lessons import cloudmodels as cm
-from coursekit.errors import CoursekitError
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -97,7 +96,7 @@ def test_stop_guessing_capacity_in_numbers(week):
     (lambda: cm.Workload(base=-1, average=2, peak=3), "Workload.base"),
 ])
 def test_bad_input_names_the_problem_and_the_fix(call, words):
-    with pytest.raises(CoursekitError) as info:
+    with pytest.raises(cm.ModelError) as info:
         call()
     assert words in info.value.problem and info.value.fix
     assert isinstance(info.value, ValueError)

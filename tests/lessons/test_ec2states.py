@@ -7,7 +7,7 @@ import pytest
 
 from coursekit import aws
 from coursekit.lessons import ec2states
-from coursekit.errors import CoursekitError
+from coursekit.errors import LessonError
 
 UBUNTU = "ami-1e749f67"
 
@@ -77,7 +77,7 @@ def test_draw_makes_a_png_with_and_without_observations(recorded, tmp_path):
 
 
 def test_unknown_action_is_refused_before_any_call():
-    with pytest.raises(CoursekitError) as info:
+    with pytest.raises(LessonError) as info:
         ec2states.Recorder(ec2=None).act("pause", ["i-1"])
     assert "unknown action 'pause'" in info.value.problem and "stop" in info.value.fix
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from coursekit.lessons import vm, vmfetch
-from coursekit.errors import CoursekitError
+from coursekit.errors import LessonError
 
 DEBIAN_ROOT = Path("/etc/debian_version").exists() and os.geteuid() == 0
 REPO = Path(__file__).resolve().parents[2]
@@ -120,10 +120,10 @@ def test_status_without_qemu_says_what_to_install(monkeypatch, tmp_path):
     assert "QEMU" in st.reason and "kernel" in st.reason and "initramfs" in st.reason
     assert "apt-get install --no-install-recommends qemu-system-x86" in st.fix
     assert "coursekit vm-assets" in st.fix
-    with pytest.raises(CoursekitError) as err:
+    with pytest.raises(LessonError) as err:
         vm.boot(timeout=5)
     assert "QEMU" in err.value.problem and "qemu-system-x86" in err.value.fix
-    with pytest.raises(CoursekitError, match="vm-assets"):
+    with pytest.raises(LessonError, match="vm-assets"):
         vm.footprint()
 
 
@@ -223,7 +223,7 @@ def test_measure_returns_positive_times(assets):
 def test_impossible_timeout_is_a_clear_error_and_leaves_no_qemu(assets):
     before = _qemu_pids()
     t0 = time.monotonic()
-    with pytest.raises(CoursekitError) as err:
+    with pytest.raises(LessonError) as err:
         vm.boot(timeout=0.05)
     assert time.monotonic() - t0 < 10
     assert "did not boot" in err.value.problem and "within 0.05 s" in err.value.problem

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from coursekit.lessons import vmfetch
-from coursekit.errors import CoursekitError
+from coursekit.errors import LessonError
 
 MIRROR = "http://mirror.invalid/ubuntu"   # never a real host name in the code
 
@@ -90,7 +90,7 @@ def test_machine_sources_reads_both_formats(tmp_path):
 
 def test_machine_sources_without_an_archive_is_a_clear_error(tmp_path):
     (tmp_path / "sources.list").write_text("deb https://third-party.invalid/repo stable main\n")
-    with pytest.raises(CoursekitError) as err:
+    with pytest.raises(LessonError) as err:
         vmfetch.machine_sources("bookworm", tmp_path)
     assert "bookworm" in err.value.problem and "sources.list" in err.value.problem
     assert "vmlinuz" in err.value.fix
@@ -134,7 +134,7 @@ def test_a_named_kernel_wins_and_an_unknown_system_is_explained(monkeypatch):
     monkeypatch.setenv("COURSEKIT_VM_KERNEL", "linux-image-6.8.0-1020-kvm")
     assert vmfetch.kernel_packages(FakeApt(UBUNTU), "debian")[0] == "linux-image-6.8.0-1020-kvm"
     monkeypatch.delenv("COURSEKIT_VM_KERNEL")
-    with pytest.raises(CoursekitError) as err:
+    with pytest.raises(LessonError) as err:
         vmfetch.kernel_packages(FakeApt({}), "fedora")
     assert "linux-image-cloud-amd64" in err.value.problem and "linux-image-kvm" in err.value.problem
     assert "COURSEKIT_VM_KERNEL" in err.value.fix

@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from ...errors import CoursekitError
+from ..errors import AWSError
 from .jsonlines import Problem, Node, parse
 
 VERSION = "2012-10-17"
@@ -204,7 +205,7 @@ def _check_statement(node: Node, kind: str, sids: dict, found: list[Problem]) ->
 def problems(document: Any, *, kind: str = "identity") -> list[Problem]:
     """Every problem of ``document`` (JSON text or dict), sorted by line; empty when it is fine."""
     if kind not in KINDS:
-        raise CoursekitError(f"unknown policy kind {kind!r}", f"use one of: {', '.join(KINDS)}")
+        raise AWSError(f"unknown policy kind {kind!r}", f"use one of: {', '.join(KINDS)}")
     root, found = parse(text_of(document))
     if root is None:
         return found

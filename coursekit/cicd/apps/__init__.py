@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ...errors import CoursekitError
+from ...errors import CICDError
 from ...ui.palette import CODE_BACKGROUND
 
 APPS_DIR = Path(__file__).resolve().parent
@@ -48,7 +48,7 @@ def path(name: str) -> Path:
     """The folder of the app ``name`` (read it, don't change it: lessons work on a :func:`workspace`)."""
     folder = APPS_DIR / str(name)
     if not isinstance(name, str) or name not in names():
-        raise CoursekitError(f"there is no sample app called {name!r}", f"pick one of: {', '.join(names())}")
+        raise CICDError(f"there is no sample app called {name!r}", f"pick one of: {', '.join(names())}")
     return folder
 
 
@@ -57,7 +57,7 @@ def read(name: str, file: str) -> str:
     target = path(name) / file
     if not target.is_file():
         files = ", ".join(sorted(p.name for p in path(name).iterdir() if p.is_file()))
-        raise CoursekitError(f"the app {name!r} has no file {file!r}", f"its files are: {files}")
+        raise CICDError(f"the app {name!r} has no file {file!r}", f"its files are: {files}")
     return target.read_text()
 
 
@@ -68,11 +68,11 @@ def git(repo: str | Path, *args: str) -> str:
                               "-c", "commit.gpgsign=false", *args], capture_output=True, text=True, timeout=60,
                              check=False)
     except FileNotFoundError:
-        raise CoursekitError("git is not installed, and the pipeline's source is a git repository",
-                             "install git (Debian/Ubuntu: apt-get install git; macOS: xcode-select --install)") from None
+        raise CICDError("git is not installed, and the pipeline's source is a git repository",
+                        "install git (Debian/Ubuntu: apt-get install git; macOS: xcode-select --install)") from None
     if out.returncode:
-        raise CoursekitError(f"git {' '.join(args)} failed in {repo}: {out.stderr.strip() or out.stdout.strip()}",
-                             "look at the repository with `git status` in a terminal")
+        raise CICDError(f"git {' '.join(args)} failed in {repo}: {out.stderr.strip() or out.stdout.strip()}",
+                        "look at the repository with `git status` in a terminal")
     return out.stdout.strip()
 
 
@@ -104,12 +104,12 @@ def change(repo: str | Path, file: str, old: str, new: str, *, commit: str | Non
     """
     target = Path(repo) / file
     if not target.is_file():
-        raise CoursekitError(f"{target} does not exist", "check the repository folder and the file's name")
+        raise CICDError(f"{target} does not exist", "check the repository folder and the file's name")
     text = target.read_text()
     count = text.count(old)
     if count != 1:
-        raise CoursekitError(f"{file} contains {old!r} {count} times, not once",
-                             "give a longer piece of text that appears exactly once")
+        raise CICDError(f"{file} contains {old!r} {count} times, not once",
+                        "give a longer piece of text that appears exactly once")
     target.write_text(text.replace(old, new))
     if commit is None:
         return None

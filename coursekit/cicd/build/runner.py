@@ -83,7 +83,7 @@ from ...docker import engine
 from .result import FAILED, SKIPPED, SUCCEEDED, TIMED_OUT, BuildResult, CommandResult, PhaseResult
 from .shell import CK_DIR, BuildShell, BuildTimeout
 from ...docker.labels import BUILD_LABEL, ROLE_LABEL
-from ...errors import CoursekitError
+from ...errors import CICDError
 from ...ui.progress import Progress
 
 DEFAULT_IMAGE = "coursekit/build:1"
@@ -102,30 +102,31 @@ def run(source_dir: Union[str, Path], spec: Union[str, Path, buildspec.Buildspec
     False: none); with ``server=True`` the build's commands reach it. ``project``: the CodeBuild project
     name (default: the folder's name). ``progress``: called with each log line (None: quiet).
     Returns a :class:`~coursekit.cicd.build.result.BuildResult`; a build that fails is a result, not
-    an exception. Raises :class:`~coursekit.cicd.build.spec.BuildspecError` for a malformed buildspec
-    and :class:`~coursekit.errors.CoursekitError` for bad arguments or a missing engine.
+    an exception. Raises :class:`~coursekit.cicd.build.spec.BuildspecError` for a malformed buildspec,
+    :class:`~coursekit.errors.CICDError` for bad arguments and
+    :class:`~coursekit.errors.EngineUnavailable` for a missing engine.
     """
     src = Path(source_dir).expanduser()
     if not src.is_dir():
-        raise CoursekitError(f"the source folder {src} does not exist (or is not a folder)",
-                             "pass the folder that holds your code and its buildspec.yml")
+        raise CICDError(f"the source folder {src} does not exist (or is not a folder)",
+                        "pass the folder that holds your code and its buildspec.yml")
     if isinstance(spec, (str, Path)) and str(spec).endswith((".yml", ".yaml")) and not Path(spec).is_absolute() \
             and (src / spec).is_file():
         spec = src / spec  # as CodeBuild's buildspec override: a relative path names a file in the source
     spec = buildspec.load(spec if spec is not None else src)
     if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
-        raise CoursekitError(f"timeout must be a positive number of seconds, not {timeout!r}", "e.g. timeout=120")
+        raise CICDError(f"timeout must be a positive number of seconds, not {timeout!r}", "e.g. timeout=120")
     if project is None:  # the folder's name, made a valid project name
         project = re.sub(r"[^A-Za-z0-9_-]+", "-", src.resolve().name).strip("-")[:200]
         project = project if re.match(r"[A-Za-z]", project) else f"project-{project}".rstrip("-")
     if not re.match(r"[A-Za-z][A-Za-z0-9_-]{1,254}\Z", project):
-        raise CoursekitError(f"{project!r} is not a valid CodeBuild project name",
-                             "start with a letter; use letters, digits, - and _ (2 to 255 characters)")
+        raise CICDError(f"{project!r} is not a valid CodeBuild project name",
+                        "start with a letter; use letters, digits, - and _ (2 to 255 characters)")
     for what, given in (("project_env", project_env), ("env_overrides", env_overrides)):
         for name in (given or {}):
             if not isinstance(name, str) or not _NAME.match(name) or name.startswith("CODEBUILD_"):
-                raise CoursekitError(f"{what} has {name!r}: not a variable name you may set",
-                                     "use letters, digits and _; names starting with CODEBUILD_ are reserved")
+                raise CICDError(f"{what} has {name!r}: not a variable name you may set",
+                                "use letters, digits and _; names starting with CODEBUILD_ are reserved")
     if sandbox is None:
         from ... import aws
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ...errors import CoursekitError
+from ...errors import CICDError
 
 CK_DIR = "/codebuild/ck"
 STATE = f"{CK_DIR}/state"
@@ -215,13 +215,13 @@ def container_files(spec: Any, token: str) -> tuple[dict[str, str], dict[tuple[s
 def source_tar(src: Path, src_dir: str, files: dict[str, str], max_bytes: int) -> bytes:
     """One tar for ``put_archive("/")``: the source folder as ``src_dir`` and ``files`` under ``/codebuild/ck``.
 
-    Everything is owned by root, as CodeBuild's source is. Raises CoursekitError above ``max_bytes``.
+    Everything is owned by root, as CodeBuild's source is. Raises CICDError above ``max_bytes``.
     """
     total = sum(p.stat().st_size for p in src.rglob("*") if p.is_file() and not p.is_symlink())
     if total > max_bytes:
-        raise CoursekitError(f"the source folder {src} holds {total / 1e6:.0f} MB, more than the "
-                             f"{max_bytes // 1_000_000} MB a course build copies",
-                             "build a smaller folder (leave out virtual environments, data sets and build outputs)")
+        raise CICDError(f"the source folder {src} holds {total / 1e6:.0f} MB, more than the "
+                        f"{max_bytes // 1_000_000} MB a course build copies",
+                        "build a smaller folder (leave out virtual environments, data sets and build outputs)")
 
     def owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
         info.uid = info.gid = 0

@@ -31,7 +31,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ...errors import CoursekitError
+from ...errors import CICDError
 from .model import ActionDef, PipelineDef, PipelineError, StageDef
 from .rules import Checker
 
@@ -49,16 +49,16 @@ def load(source: str | Path | dict) -> PipelineDef:
         path = Path(text) if len(text) < 1024 and "\n" not in text and not text.lstrip().startswith("{") else None
         if path is not None and (path.suffix in (".yml", ".yaml", ".json") or path.is_file()):
             if not path.is_file():
-                raise CoursekitError(f"there is no pipeline file {path}", "check the path (it is relative to the "
-                                     "notebook's folder), or pass the definition itself")
+                raise CICDError(f"there is no pipeline file {path}", "check the path (it is relative to the "
+                                "notebook's folder), or pass the definition itself")
             text = path.read_text()
         import yaml
 
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise CoursekitError(f"the pipeline definition is not valid YAML or JSON: {exc}",
-                                 "indent with spaces only, and quote values that contain ': '") from None
+            raise CICDError(f"the pipeline definition is not valid YAML or JSON: {exc}",
+                            "indent with spaces only, and quote values that contain ': '") from None
     if isinstance(data, dict) and isinstance(data.get("pipeline"), dict):
         data = data["pipeline"]
     if not isinstance(data, dict):

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import actions as pipelineactions, providers
-from ...errors import CoursekitError
+from ...errors import CICDError, CoursekitError
 from .model import ActionDef, StageDef
 from ...ui.notebook import in_notebook
 from ...ui.progress import Progress
@@ -205,15 +205,15 @@ class Execution:
         ``show``: in a notebook, draw the execution again in this cell and redraw it as it runs.
         """
         if mode not in ("FAILED_ACTIONS", "ALL_ACTIONS"):
-            raise CoursekitError(f"retry mode {mode!r} is not FAILED_ACTIONS or ALL_ACTIONS",
-                                 "FAILED_ACTIONS re-runs the failed actions only; ALL_ACTIONS the whole stage")
+            raise CICDError(f"retry mode {mode!r} is not FAILED_ACTIONS or ALL_ACTIONS",
+                            "FAILED_ACTIONS re-runs the failed actions only; ALL_ACTIONS the whole stage")
         stage = self.failed_stage
         if self.status != FAILED or stage is None:
-            raise CoursekitError(f"only a failed execution can be retried; this one is {self.status}",
-                                 "start a new execution with pipeline.run()")
+            raise CICDError(f"only a failed execution can be retried; this one is {self.status}",
+                            "start a new execution with pipeline.run()")
         if self.pipeline.latest is not self:
-            raise CoursekitError("a newer execution of this pipeline exists: CodePipeline retries only the latest",
-                                 "retry the latest one (pipeline.latest.retry()), or run the pipeline again")
+            raise CICDError("a newer execution of this pipeline exists: CodePipeline retries only the latest",
+                            "retry the latest one (pipeline.latest.retry()), or run the pipeline again")
         self.retries += 1
         self.status, self.end = IN_PROGRESS, None
         if show and in_notebook():
@@ -317,7 +317,7 @@ class Execution:
     def _download(self, name: str) -> bytes:
         art = self.artifacts.get(name)
         if art is None:
-            raise CoursekitError(f"input artifact {name!r} was not produced in this execution")
+            raise CICDError(f"input artifact {name!r} was not produced in this execution")
         return self.pipeline.sandbox.client("s3").get_object(Bucket=art.bucket, Key=art.key)["Body"].read()
 
     # ------------------------------------------------------------------ progress, from any thread

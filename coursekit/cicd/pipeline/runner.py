@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from . import definition as pipelinedef
-from ...errors import CoursekitError
+from ...errors import CICDError, CoursekitError
 from ...docker.labels import PIPELINE_LABEL
 from ...ui.notebook import in_notebook
 from .actions import ActionFailed, Project
@@ -72,8 +72,8 @@ def _project(name: str, value: Any) -> Project:
         return Project(buildspec=value)
     if isinstance(value, Mapping) and set(value) <= {"buildspec", "env", "timeout"}:
         return Project(value.get("buildspec"), dict(value.get("env") or {}), float(value.get("timeout", 300)))
-    raise CoursekitError(f"project {name!r}: {value!r} is not a project's settings",
-                         "give {'buildspec': 'path/or/yaml', 'env': {'NAME': 'value'}} (both optional)")
+    raise CICDError(f"project {name!r}: {value!r} is not a project's settings",
+                    "give {'buildspec': 'path/or/yaml', 'env': {'NAME': 'value'}} (both optional)")
 
 
 class Pipeline:
@@ -87,9 +87,9 @@ class Pipeline:
 
             sandbox = aws.active()
         if sandbox is None:
-            raise CoursekitError("a pipeline needs the AWS sandbox: its artifacts are stored in S3 and it is "
-                                 "registered in CodePipeline (both moto)",
-                                 "start it first: sb = coursekit.aws.sandbox()")
+            raise CICDError("a pipeline needs the AWS sandbox: its artifacts are stored in S3 and it is "
+                            "registered in CodePipeline (both moto)",
+                            "start it first: sb = coursekit.aws.sandbox()")
         self.sandbox, self.lesson = sandbox, lesson
         self.bucket = self.definition.bucket or pipelinedef.default_bucket(sandbox)
         self._ensure_bucket()
