@@ -149,7 +149,7 @@ class ContainerLimits:
         run=lambda v, lim, ctx: {"pids_limit": v},
         swarm=lambda v, lim, ctx: {"Resources": {"Limits": {"Pids": v}}})
     cpus: float = limit(
-        1.0, "CPU cores", cli=True,
+        1.0, "CPU cores of the container (several sandboxes run side by side)", cli=True,
         run=lambda v, lim, ctx: {"nano_cpus": int(v * NANO)},
         swarm=lambda v, lim, ctx: {"Resources": {"Limits": {"NanoCPUs": int(v * NANO)}}})
     nofile: int = limit(

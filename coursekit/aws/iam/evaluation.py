@@ -9,18 +9,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .grammar import text_of, check
+from ..services import action_name
+from .grammar import check, text_of
 from .jsonlines import parse
-
-#: boto3 operations whose IAM action has another name.
-_OPERATION_ACTIONS = {"s3": {"ListObjectsV2": "ListBucket", "ListObjects": "ListBucket", "HeadObject": "GetObject",
-                             "HeadBucket": "ListBucket", "ListBuckets": "ListAllMyBuckets",
-                             "ListObjectVersions": "ListBucketVersions"}}
 
 
 def action_for(service: str, operation: str) -> str:
     """The IAM action a boto3 call needs: ``action_for("s3", "ListObjectsV2")`` is ``"s3:ListBucket"``."""
-    return f"{service}:{_OPERATION_ACTIONS.get(service, {}).get(operation, operation)}"
+    return f"{service}:{action_name(service, operation)}"
 
 
 #: Error codes that mean "not authorised", or keys that are not accepted (any other error
