@@ -63,7 +63,7 @@ Clients made *before* moto was first imported (before the first sandbox) are not
 answered by the in-process mock; the guard refuses them and says so. Make clients after
 ``sandbox()``, preferably with :meth:`Sandbox.client`.
 
-Lessons: every AWS lesson (``40-aws-*``); ``server=True`` where another process or the
+Lessons: every AWS lesson (``09-cloud-computing`` to ``12-iam``, and ``13-capstone``); ``server=True`` where another process or the
 AWS CLI talks to the fake.
 """
 from __future__ import annotations
@@ -76,7 +76,7 @@ import threading
 import time
 from typing import Any
 
-from . import guard as awsguard
+from . import guard
 from ..errors import AWSSandboxError
 
 DEFAULT_REGION = "us-east-1"
@@ -117,7 +117,7 @@ _local_lock = threading.RLock()
 
 
 def _shared() -> dict[str, Any]:
-    return awsguard.shared_state()
+    return guard.shared_state()
 
 
 def _lock() -> Any:
@@ -259,7 +259,7 @@ class Sandbox:
         self.endpoint_url = None
         self.port = None
         self._credentials = dict(FAKE_CREDENTIALS)
-        awsguard.install()
+        guard.install()
 
         # Remember the environment first: this callback runs last on stop.
         saved_env = {k: os.environ.get(k) for k in MANAGED_VARS}

@@ -12,7 +12,7 @@ Python: ``catalog``, ``tags``, ``manifest`` (with the ``Docker-Content-Digest``)
 ``delete`` by digest, ``garbage_collect``; and ``push``/``pull`` through the engine, with a
 report of which layers were uploaded and which the registry already had.
 
-Lessons: ``06-registries``; the pipeline (issue 5) deploys from it; orchestration pulls from it.
+Lessons: ``06-registries``; the pipeline of ``08-ci-cd`` deploys from it; orchestration pulls from it.
 """
 from __future__ import annotations
 

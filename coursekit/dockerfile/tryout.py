@@ -41,7 +41,7 @@ container of a stopped build and the container that ran are removed before
 :func:`try_dockerfile` returns, also on a timeout or ``KeyboardInterrupt``. Images carry
 ``org.coursekit.owner`` and the scratch label, containers all of :func:`engine.labels`.
 
-Lesson: ``05-dockerfiles`` (the exercise's Dockerfile questions) and the class grader (issue 7).
+Lesson: ``05-dockerfiles`` (the exercise's Dockerfile questions) and the class grader.
 """
 from __future__ import annotations
 

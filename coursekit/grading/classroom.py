@@ -42,7 +42,7 @@ the container with no network, or for a server the bridge with its port on 127.0
 An answer whose *expression* calls Docker (SDK code) cannot run in a sandbox without an engine:
 it is reported as ``needs engine``, with a line in the feedback saying so.
 
-Lesson: none (the instructor's side: issue 7).
+Lesson: none (the instructor's side, ``coursekit grade``).
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ On a cluster, every node must be able to run this image: push it to a registry t
 from (:mod:`coursekit.docker.registry` runs one) and pass its name as ``image=`` to
 :func:`coursekit.grading.classroom.grade`.
 
-Lesson: none (the instructor's side: issue 7, ``coursekit grade``).
+Lesson: none (the instructor's side, ``coursekit grade``).
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ worker enforces itself. It is the same request whether it travels over a contain
 (:mod:`coursekit.grading.local`) or through a work list (:mod:`coursekit.grading.queue`); the host
 adds a fresh random nonce to it either way.
 
-Lesson: none (the instructor's side: issue 7, ``coursekit grade``).
+Lesson: none (the instructor's side, ``coursekit grade``).
 """
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ The statuses a submission can end with are :mod:`coursekit.grading.protocol`'s, 
 the image is :mod:`coursekit.grading.image`'s. The same sandboxes can run as
 tasks of a Docker Swarm job instead: :mod:`coursekit.grading.swarm`.
 
-Lesson: none (the instructor's side: issue 7, ``coursekit grade``).
+Lesson: none (the instructor's side, ``coursekit grade``).
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ many hidden checks passed but never their code, notes on cells that crashed or h
 ``class.png`` (score distribution, per-question outcomes), from a
 :class:`~coursekit.grading.classroom.ClassResult`.
 
-Lesson: none (the instructor's side: issue 7, ``coursekit grade``).
+Lesson: none (the instructor's side, ``coursekit grade``).
 """
 from __future__ import annotations
 

@@ -50,7 +50,7 @@ cluster the submissions cross the nodes' own network inside the overlay's traffi
 coursekit does not encrypt (Swarm's ``encrypted`` overlay option is untested here): grade on a
 cluster whose network you trust.
 
-Lesson: none (the instructor's side: issue 7, ``coursekit grade --swarm``).
+Lesson: none (the instructor's side, ``coursekit grade --swarm``).
 """
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ sandbox ran past ``timeout``), ``out of memory`` (the worker itself was killed),
 (the sandbox ended without a report), ``grader error`` (the engine failed: graded again on the
 next run). Every status but ``graded`` gives zero for every question.
 
-Lesson: none (the instructor's side: issue 7, ``coursekit grade``).
+Lesson: none (the instructor's side, ``coursekit grade``).
 """
 from __future__ import annotations
 

@@ -43,7 +43,7 @@ nothing is pulled. On a real cluster push it to a registry the nodes can pull fr
 (:mod:`coursekit.docker.registry` runs one) and pass that name as ``image=``; it is pinned to its
 digest, so that every task runs the same bytes.
 
-Lesson: none (the instructor's side: issue 7, ``coursekit grade --swarm``).
+Lesson: none (the instructor's side, ``coursekit grade --swarm``).
 """
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from a registry pinned to their digest by :func:`pinned`), :func:`scale`, :func:
 :func:`watch` (self-healing, plotted), :func:`watch_task` (a health check turning a task
 unhealthy), :func:`update` and :func:`watch_update` (a rolling update, and a rollback).
 
-Lesson: ``07-orchestration`` (and its exercise); the pipeline's deploy stage (issue 5) rolls services here.
+Lesson: ``07-orchestration`` (and its exercise); the pipeline's deploy stage (``08-ci-cd``) rolls services here.
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ kernel that crashed or hung and runs the notebook again without the culprit (at 
 ``restarts`` times), runs the exercise's check cells once more, then collects each answer under
 ``cell_timeout``. Its report is a plain dict; the worker sends it to the host.
 
-Lesson: none (the instructor's side: issue 7, ``coursekit grade``).
+Lesson: none (the instructor's side, ``coursekit grade``).
 """
 from __future__ import annotations
 

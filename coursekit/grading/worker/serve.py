@@ -51,7 +51,7 @@ What the student's code can still do is run as itself: compute any answer value 
 is just answering (the host's checks judge the value), or spoil its own run (kill its kernel,
 fill /tmp, hang), which costs it its own marks and nothing else.
 
-Lesson: none (the instructor's side: issue 7, ``coursekit grade``).
+Lesson: none (the instructor's side, ``coursekit grade``).
 """
 from __future__ import annotations
 
