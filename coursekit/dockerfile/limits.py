@@ -129,7 +129,8 @@ def _network(value: str, lim: "ContainerLimits", ctx: dict) -> dict:
 def _tmp(value: str, lim: "ContainerLimits", ctx: dict) -> dict:
     if not lim.read_only:
         return {}
-    return {"tmpfs": {"/tmp": f"rw,{'noexec,' if lim.tmpfs_noexec else ''}nosuid,nodev,size={value}"}}
+    # noexec, nosuid, nodev: the engine's own defaults for a tmpfs, written out (a Swarm task's tmpfs mount gets them too)
+    return {"tmpfs": {"/tmp": f"rw,noexec,nosuid,nodev,size={value}"}}
 
 
 @dataclass(frozen=True)
@@ -181,11 +182,8 @@ class ContainerLimits:
         run=lambda v, lim, ctx: {"read_only": v},
         swarm=lambda v, lim, ctx: {"ContainerSpec": {"ReadOnly": v}})
     tmpfs_size: str = limit(
-        "16m", "size of /tmp, the writable tmpfs of a read-only container", run=_tmp,
+        "16m", "size of /tmp, the writable tmpfs of a read-only container (noexec, nosuid, nodev)", run=_tmp,
         swarm=lambda v, lim, ctx: {"ContainerSpec": {"Mounts": [_tmpfs_mount("/tmp", v)]}} if lim.read_only else {})
-    tmpfs_noexec: bool = limit(
-        False, "nothing in /tmp may be executed", part_of="tmpfs_size",
-        swarm="a Swarm service's tmpfs takes only a size and a mode (API 1.41): there /tmp is not noexec")
     shm_size: str = limit(
         "", 'size of /dev/shm (noexec, as Docker makes it); "" is the engine\'s default',
         run=lambda v, lim, ctx: {"shm_size": v} if v else {},

@@ -53,7 +53,6 @@ class GradeLimits(ContainerLimits):
     network: str = _default("network", "none")
     read_only: bool = _default("read_only", True)
     tmpfs_size: str = _default("tmpfs_size", "64m")
-    tmpfs_noexec: bool = _default("tmpfs_noexec", True)
     shm_size: str = _default("shm_size", "8m")
     user: str = _default("user", "10001:10001")
     core_dumps: bool = _default("core_dumps", False)
@@ -85,9 +84,8 @@ class GradeLimits(ContainerLimits):
         if "ALL" not in self.cap_drop or self.cap_add or not self.no_new_privileges:
             raise LimitsError("the sandbox drops every capability, adds none and sets no-new-privileges",
                               "leave cap_drop, cap_add and no_new_privileges at their defaults")
-        if not self.tmpfs_noexec or not self.shm_size:
-            raise LimitsError("the sandbox's /tmp is noexec and its /dev/shm small",
-                              "leave tmpfs_noexec and shm_size at their defaults")
+        if not self.shm_size:
+            raise LimitsError("the sandbox's /dev/shm is a small tmpfs of its own", "leave shm_size at its default")
         for name in ("timeout", "cell_timeout", "interrupt_grace"):
             if not getattr(self, name) > 0:
                 raise LimitsError(f"{name}={getattr(self, name)!r} must be a positive number of seconds",

@@ -63,7 +63,7 @@ def test_the_same_fields_make_the_swarm_task_template():
     assert {m["Target"]: m["TmpfsOptions"]["SizeBytes"] for m in cs["Mounts"]} == {"/tmp": 64 << 20,
                                                                                   "/dev/shm": 8 << 20}
     assert spec["LogDriver"] == {"Name": "json-file", "Options": {"max-size": "16m", "max-file": "1"}}
-    assert set(GradeLimits.not_on_swarm()) == {"memory_swap", "no_new_privileges", "network", "tmpfs_noexec"}
+    assert set(GradeLimits.not_on_swarm()) == {"memory_swap", "no_new_privileges", "network"}
 
 
 def test_the_grade_commands_flags_are_the_fields_marked_cli():

@@ -1,4 +1,4 @@
-"""``coursekit grade``: one submission in its sandbox (gradesandbox.run_one), then a whole class
+"""``coursekit grade``: one submission in its sandbox (grading.local.run_one), then a whole class
 (gradeclass.grade): gradebook, feedback, plot, log, resume and regrade. Real engine, real images."""
 from __future__ import annotations
 
