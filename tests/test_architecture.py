@@ -274,3 +274,12 @@ def test_exercises_load_only_the_standard_library_and_nbformat():
     ours = {m for m in loaded if m.startswith("coursekit.")}
     assert {_area(m) for m in ours} <= {"exercises", "errors", "ui"}, ours
     assert not {"docker", "boto3", "moto", "matplotlib", "IPython", "nbclient"} & set(loaded)
+
+
+def test_no_name_is_undefined_or_unused():
+    """After a move, the first thing to break is a name: ruff's pyflakes rules find every one (no code is run)."""
+    ruff = Path(sys.executable).with_name("ruff")
+    assert ruff.exists(), "ruff is part of the test extra: pip install -e '.[test]' (./course.sh test does)"
+    out = subprocess.run([str(ruff), "check", "--select", "F,E9", "--output-format", "concise", "coursekit", "tests",
+                          "bench", "tools", "conftest.py"], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -6,7 +6,7 @@ The notebooks in notebooks/ and solutions/ are the source of truth (drafts are n
 In a draft, a cell starts with '# %%' (code) or '# %% [markdown]' (markdown, each line
 prefixed with '# '); 'tags=a,b' after the marker sets cell tags (e.g. 'tags=checks').
 The result has no outputs, stable cell ids and a Python 3 kernelspec."""
-import sys, re, json
+import sys, re
 import nbformat as nbf
 
 def build(src, dst):
