@@ -118,6 +118,10 @@ class Question:
     needs_engine: bool = False
     prompt: str = ""
     checks: list[Check] = field(default_factory=list)
+    #: What else an answer that drives Docker needs, beyond containers, images, builds, volumes, networks and
+    #: published ports: "registry", "swarm", "aws" (its containers reach the AWS sandbox). The class grader
+    #: gives a submission an engine only when it serves all of these (coursekit.grading.gate).
+    needs: tuple[str, ...] = ()
 
     @property
     def public(self) -> list[Check]:
@@ -146,7 +150,7 @@ class Registry:
         return name in self.questions
 
     def question(self, name: str, answer: str, points: float = 1, *, needs_engine: bool = False,
-                 prompt: str = "") -> Question:
+                 prompt: str = "", needs: tuple[str, ...] | list[str] = ()) -> Question:
         if not isinstance(name, str) or not _NAME_RE.match(name):
             raise CheckError(f"a question name must be a short text like 'q1', not {name!r}",
                              "write question('q1', answer='...')")
@@ -161,7 +165,9 @@ class Registry:
                              "not a statement") from None
         if isinstance(points, bool) or not isinstance(points, (int, float)) or not points > 0:
             raise CheckError(f"question {name!r}: points must be a positive number, not {points!r}")
-        q = Question(name, answer.strip(), points, bool(needs_engine), str(prompt or ""))
+        if isinstance(needs, str) or not all(isinstance(n, str) for n in needs):
+            raise CheckError(f"question {name!r}: needs={needs!r} is a tuple of names", 'e.g. needs=("swarm",)')
+        q = Question(name, answer.strip(), points, bool(needs_engine), str(prompt or ""), needs=tuple(needs))
         self.questions[name] = q  # re-running the cell replaces, keeping the original order
         return q
 
@@ -222,9 +228,10 @@ def collecting(registry: Registry) -> Iterator[Registry]:
         _active.remove(registry)
 
 
-def question(name: str, answer: str, points: float = 1, *, needs_engine: bool = False, prompt: str = "") -> Question:
+def question(name: str, answer: str, points: float = 1, *, needs_engine: bool = False, prompt: str = "",
+             needs: tuple[str, ...] | list[str] = ()) -> Question:
     """Declare (or re-declare) a question: its answer expression, points and prompt."""
-    return current_registry().question(name, answer, points, needs_engine=needs_engine, prompt=prompt)
+    return current_registry().question(name, answer, points, needs_engine=needs_engine, prompt=prompt, needs=needs)
 
 
 def public(question: str, hint: str = ""):

@@ -44,6 +44,15 @@ class Assignment:
     def max_score(self) -> float:
         return sum(q.points for q in self.questions.values())
 
+    @property
+    def engine(self) -> bool:
+        """Whether a submission's sandbox gets an engine (its gate): some answer drives Docker, and the gate
+        serves everything such answers need."""
+        from .gate import SERVES
+
+        driving = [q for q in self.questions.values() if q.needs_engine]
+        return bool(driving) and all(set(q.needs) <= SERVES for q in driving)
+
 
 def load_assignment(solution: str | os.PathLike) -> Assignment:
     """Read a solution notebook: questions on the host, public check cells for the sandbox."""
@@ -147,7 +156,7 @@ def build_request(submission: Submission, assignment: Assignment, limits: GradeL
                      f"notebook); the limit is {limits.submission_bytes / 1e6:.0f} MB")
     return {"cells": [{k: c[k] for k in ("source", "index", "kind")} for c in cells], "files": files,
             "answers": [[q.name, q.answer] for q in assignment.questions.values()],
-            "limits": limits.to_dict()}
+            "engine": assignment.engine, "limits": limits.to_dict()}
 
 
 class TooBig(Exception):

@@ -53,6 +53,8 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -64,8 +66,9 @@ from ..ui.progress import Progress
 from .image import grader_image
 from .inputs import Assignment, Submission, load_assignment
 from .limits import GradeLimits
-from .protocol import (CRASHED, GRADED, GRADER_ERROR, OUT_OF_MEMORY, RESULT_MARKER, SANDBOX_ENV, TIMED_OUT,
-                       WORKER_MODULE)
+from .gate import Gate
+from .protocol import (CRASHED, GATE_DIR, GRADED, GRADER_ERROR, OUT_OF_MEMORY, RESULT_MARKER, SANDBOX_ENV, TIMED_OUT,
+                       WORKER_MODULE, engine_env)
 from .report import SubmissionGrade, check_report, graded, prepare, worker_timings, zero_grade
 
 
@@ -115,15 +118,44 @@ def run_one(submission: Submission, assignment: Assignment | str | os.PathLike, 
     return graded(report, submission, assignment, engine_available=engine_available, timings=timings, t0=t0)
 
 
+@contextlib.contextmanager
+def _engine_for(request: dict):
+    """The sandbox's engine: its own gate (a socket in a folder bind-mounted read-only), or none at all.
+
+    Yields the extra ``create`` arguments and the gate (None without one); when the block ends, the
+    gate removes everything the submission made."""
+    if not request.get("engine"):
+        yield {"environment": SANDBOX_ENV}, None
+        return
+    folder = tempfile.mkdtemp(prefix="coursekit-gate-")
+    gate = Gate(folder)
+    try:
+        gate.start()
+        env = {k: v for k, v in SANDBOX_ENV.items() if k != "COURSEKIT_NO_ENGINE"} | engine_env(True)
+        yield {"environment": env, "volumes": {folder: {"bind": GATE_DIR, "mode": "ro"}}}, gate
+    finally:
+        gate.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _sandbox(request: dict, image: str, limits: GradeLimits, student: str) -> tuple:
-    """Run the worker; (report or None, status, message, timings)."""
+    """Run the worker (with the submission's gate, if it gets an engine); (report or None, status, message, timings)."""
+    with _engine_for(request) as (extra, gate):
+        report, status, message, timings = _run_sandbox(request, image, limits, student, extra)
+        if gate is not None and report is not None and gate.refusals:
+            report["events"] = list(report.get("events") or []) + [
+                f"the grading sandbox refused a Docker request: {why}"[:300] for why in gate.refusals[:5]]
+        return report, status, message, timings
+
+
+def _run_sandbox(request: dict, image: str, limits: GradeLimits, student: str, extra: dict) -> tuple:
     import requests.exceptions as rq
 
     nonce = secrets.token_hex(16)
     payload = json.dumps({**request, "nonce": nonce}).encode()
     cl = engine.client()
     c = engine.create(image, ["python3", "-m", WORKER_MODULE], labels={GRADE_LABEL: student[:200]},
-                      stdin_open=True, environment=SANDBOX_ENV, **limits.create_options())  # the request comes in on stdin
+                      stdin_open=True, **extra, **limits.create_options())  # the request comes in on stdin
     timings: dict = {}
     sock = None
     with _running_lock:

@@ -7,7 +7,8 @@ agree on, and nothing that needs the Docker engine:
 * **the entry point**: the sandbox runs ``python3 -m`` :data:`WORKER_MODULE`;
 * **the request** (:func:`coursekit.grading.inputs.build_request`): a JSON object with a ``nonce``,
   the ``cells`` to run (``{"source", "index", "kind"}``), the ``files`` beside the notebook
-  (base64), each question's ``answers`` expression (``[name, expression]``) and the ``limits``:
+  (base64), each question's ``answers`` expression (``[name, expression]``), whether the sandbox
+  has an ``engine`` (its gate's socket at :data:`GATE_SOCKET`) and the ``limits``:
   the submission's :class:`~coursekit.grading.limits.GradeLimits`, sent whole and rebuilt (and
   so validated again) inside by :func:`limits_of`: the worker's settings are that typed structure;
 * **the report**: one line ``COURSEKIT-GRADE <nonce> <json>`` (:data:`RESULT_MARKER`) on the
@@ -40,6 +41,14 @@ MAX_ANSWERS_LINE = 64 * ck.MAX_ANSWER_BYTES
 EXIT_UNDELIVERED = 75
 #: The environment every sandbox starts with (the worker then sets its kernel's own).
 SANDBOX_ENV = {"HOME": "/tmp", "COURSEKIT_NO_ENGINE": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+#: Where a sandbox whose submission gets an engine finds it: its gate's socket (bind-mounted, read-only).
+GATE_DIR = "/run/coursekit"
+GATE_SOCKET = f"{GATE_DIR}/docker.sock"
+
+
+def engine_env(engine: bool) -> dict[str, str]:
+    """The sandbox's view of the Docker engine: its gate (``DOCKER_HOST``), or none at all."""
+    return {"DOCKER_HOST": f"unix://{GATE_SOCKET}"} if engine else {"COURSEKIT_NO_ENGINE": "1"}
 
 #: What happened to one cell, in the worker's report.
 OK, ERROR, TIMED_OUT, HUNG, CRASHED, NOT_RUN = "ok", "error", "timed out", "hung", "crashed", "not run"

@@ -95,7 +95,8 @@ def run(todo: list[Submission], assignment: Assignment, limits: GradeLimits, wor
             if early is not None:
                 on_result(sub, early)  # nothing to run: no notebook, not JSON, too big
             else:
-                job.add(sub, request)  # written to the work list now: the requests are not all kept in memory
+                # no gate for a Swarm task yet: its answers that drive Docker are "needs engine", as before
+                job.add(sub, {**request, "engine": False})  # written to the work list now, not all kept in memory
         if job.items:
             job.start()
             with engine.explaining(what=f"following the grading job {job.name}"):

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..protocol import WORKER_MODULE
+from ..protocol import WORKER_MODULE, engine_env
 
 WORK = Path("/tmp/work")          # the kernel's folder: the notebook's files land here
 RUNTIME = Path("/tmp/.coursekit")  # kernelspec, connection files, IPython and matplotlib settings
@@ -124,9 +124,10 @@ def prepare_tmp(request: dict) -> list[str]:
     return problems
 
 
-def environment() -> dict:
+def environment(engine: bool = False) -> dict:
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "TZ")}
-    env.update(HOME="/tmp", COURSEKIT_NO_ENGINE="1", PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1",
+    env.update(engine_env(engine))
+    env.update(HOME="/tmp", PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1",
                MPLBACKEND="Agg", MPLCONFIGDIR=str(RUNTIME / "mpl"), IPYTHONDIR=str(RUNTIME / "ipython"),
                JUPYTER_PATH=str(RUNTIME / "jupyter"), JUPYTER_RUNTIME_DIR=str(RUNTIME / "runtime"),
                JUPYTER_CONFIG_DIR=str(RUNTIME / "config"), JUPYTER_DATA_DIR=str(RUNTIME / "jupyter"),

@@ -115,7 +115,8 @@ class Runner:
                               iopub_timeout=2, resources={"metadata": {"path": str(WORK)}})
         self.client = client
         null = subprocess.DEVNULL  # the kernel (the student's code) never holds the container's stdout
-        return client.setup_kernel(env=environment(), stdin=null, stdout=null, stderr=null)
+        return client.setup_kernel(env=environment(bool(self.req.get("engine"))), stdin=null, stdout=null,
+                                   stderr=null)
 
     def _kernel_death(self) -> str:
         """Why the kernel died, from its exit status."""

@@ -62,10 +62,11 @@ import sys
 import time
 from pathlib import Path
 
-from ..protocol import EXIT_UNDELIVERED, RESULT_MARKER
+from ..protocol import EXIT_UNDELIVERED, GATE_SOCKET, RESULT_MARKER
 from ..queue import claim, deliver
 from .hygiene import environment, harden, in_sandbox, kill_the_rest
 from .kernel import Runner
+from .ports import Ports
 
 
 def _read_request(stream) -> dict:
@@ -101,7 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 0)  # stdin closed for good; stdout/stderr of the worker: only the worker writes there
     nonce, item = request.pop("nonce"), request.pop("item", None)
-    os.environ.update(environment())
+    engine = bool(request.get("engine"))
+    os.environ.update(environment(engine))
+    if engine:  # the submission's published ports, on this sandbox's own 127.0.0.1 (through the gate)
+        Ports(GATE_SOCKET).start()
     report = {"format": 1, **Runner(request, started).run()}
     if queue:
         kill_the_rest()  # nothing of the student's is left to see or race the report
