@@ -121,13 +121,25 @@ def test_05_dockerfiles_are_built_and_run_by_the_trusted_grader(tmp_path, real_e
     assert part.questions["q1"].public_passed == part.questions["q1"].public_total, "only a hidden check fails"
 
 
-def test_an_answer_whose_code_needs_docker_is_reported_needs_engine(tmp_path, real_engine):
+def test_answers_that_drive_docker_are_graded_through_the_submissions_own_engine(tmp_path, real_engine):
+    """Exercise 02 talks to the engine (the raw API, containers it starts): its gate serves it, nothing is left."""
     res = _run(tmp_path, A02, classroom.student(A02, solved=list(classroom.points(A02))))
+    assert (res.status, res.score) == ("graded", res.max_score), str(res)
+    assert all(g.status == "passed" for g in res.questions.values())
+    assert not engine.client().containers.list(all=True, filters={"label": "org.coursekit.tenant"})
+    assert not engine.client().networks.list(filters={"label": "org.coursekit.tenant"})
+
+
+def test_an_answer_that_needs_more_than_the_gate_serves_is_reported_needs_engine(tmp_path, real_engine):
+    """Exercise 07 deploys Swarm services, which a submission's gate does not serve yet: "needs engine", as before."""
+    a07 = "07-orchestration"
+    res = _run(tmp_path, a07, classroom.student(a07, solved=list(classroom.points(a07))))
     assert res.status == "graded"
     needs = {q for q, g in res.questions.items() if g.status == "needs engine"}
-    assert needs and needs == {q for q, a in res.answers.items() if a["status"] == "needs engine"}
+    swarm = {q.name for q in scoring.load_questions(classroom.solution(a07)).values() if "swarm" in q.needs}
+    assert needs == swarm and needs == {q for q, a in res.answers.items() if a["status"] == "needs engine"}
     assert all(res.questions[q].status == "passed" for q in res.questions if q not in needs)
-    text = gradeclass.feedback(res, inputs.load_assignment(classroom.solution(A02)))
+    text = gradeclass.feedback(res, inputs.load_assignment(classroom.solution(a07)))
     assert gradeclass.NEEDS_ENGINE_NOTE in text
 
 
