@@ -28,6 +28,8 @@ _STEP = re.compile(r"Step (\d+)/\d+ : (.*)")
 _FAILED_RUN = re.compile(r"The command '(?:/bin/sh -c )?(.*)' returned a non-zero code: (\d+)", re.S)
 _NOT_IN_CONTEXT = re.compile(r"(?:COPY|ADD) failed: .*?(?:stat|lstat) ([^:]+): (?:file does not exist|no such file)")
 COMMAND_CODES = {127: "command not found", 126: "the command cannot be executed", 137: "killed"}
+#: Commands of a RUN step that fetch from the network (what fails, and why, in a build without one).
+_NEEDS_NETWORK = re.compile(r"\b(apt-get|apt|apk|pip3?|wget|curl|git|npm|yum|dnf|gem|go get|cargo)\b")
 
 
 def refused_url(res, df, limits: Limits) -> bool:
@@ -224,6 +226,10 @@ class BuildRun:
             res.hint = ("the command is not in the image: install it in an earlier step, or check its spelling"
                         if code == 127 else "read the step's last lines of output; try the command by hand in "
                         "a container of the image before that step")
+            if self.limits.build_network == "none" and _NEEDS_NETWORK.search(instruction):
+                res.message += "; this build has no network (a graded build never has one)"
+                res.hint = ("download nothing while building: put what the step fetches into the build context "
+                            "(files=...) and COPY it, or start FROM a course image that has it")
         elif m := _NOT_IN_CONTEXT.search(error):
             has = ", ".join(sorted(["Dockerfile", *names]))
             res.message = f"{where} failed: {m[1]} is not in the build context (it holds: {has})"

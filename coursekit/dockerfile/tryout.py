@@ -35,6 +35,11 @@ container is created with the *same* test, retries and start period but checked 
 
 Network: the run gets the default bridge only when a ``port`` is probed (published on
 127.0.0.1, a free host port unless ``host_port`` is given), and no network at all otherwise.
+The build's ``RUN`` steps: on the learner's own machine (the lesson's tryout) they keep the
+default bridge, so that ``apt-get install`` reaches the OS archive as it does for a plain
+``docker build``; under the class grader (:func:`graded`, which the grader's scoring uses) they
+have no network at all, and a step that fetches something fails at once with a verdict that
+says so.
 
 Nothing is left behind: the image, the intermediate images the build made, the step
 container of a stopped build and the container that ran are removed before
@@ -50,6 +55,7 @@ import html
 import re
 import time
 import uuid
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
@@ -62,6 +68,21 @@ from .build import BuildRun, missing_base, refused_url
 from .limits import Limits
 from ..ui.palette import BAD, GOOD
 from ..ui.progress import Progress
+
+#: The limits of a tryout that names none: Limits() on a learner's machine (its build may use the bridge, to
+#: apt-get from the OS archive), the grader's within :func:`graded` (no build network).
+_DEFAULT: ContextVar[Limits | None] = ContextVar("coursekit_tryout_limits", default=None)
+
+
+@contextlib.contextmanager
+def graded():
+    """Within the block, tryouts that name no limits build without a network: a learner's Dockerfile graded by
+    the class grader never reaches the host's network (or a cloud's metadata service) from a ``RUN`` step."""
+    token = _DEFAULT.set(Limits(build_network="none"))
+    try:
+        yield
+    finally:
+        _DEFAULT.reset(token)
 
 VERDICTS = ("ok", "syntax error", "does not build", "build timed out", "exits at once", "crashed", "hangs",
             "never answers", "http error", "unhealthy", "no healthcheck")
@@ -376,7 +397,7 @@ def try_dockerfile(dockerfile: str, files: dict | None = None, *, command: list[
     Never raises for a bad Dockerfile; raises :class:`~coursekit.errors.EngineUnavailable`
     without an engine (a syntax error is still reported without one).
     """
-    limits = limits or Limits()
+    limits = limits or _DEFAULT.get() or Limits()
     build_timeout = limits.build_timeout if build_timeout is None else build_timeout
     start_timeout = limits.start_timeout if start_timeout is None else start_timeout
     if port is not None and not (isinstance(port, int) and 0 < port < 65536):

@@ -32,6 +32,7 @@ from typing import Any, Mapping
 
 from ..errors import CoursekitError, GradingError
 from ..exercises import checks as ck
+from ..dockerfile import tryout
 from ..exercises import notebooks
 from .protocol import GRADED
 
@@ -180,8 +181,9 @@ def score(questions: Mapping[str, ck.Question], answers: Mapping[str, Any], *,
                 g.messages.append("answer collected; its checks need a Docker engine, which the grader does not "
                                   "have: grade again where one runs")
                 continue
-        public = ck.run_checks(q.public, ans.value)
-        hidden = ck.run_checks(q.hidden, ans.value)
+        with tryout.graded():  # a Dockerfile answer's checks build it without a network
+            public = ck.run_checks(q.public, ans.value)
+            hidden = ck.run_checks(q.hidden, ans.value)
         g.public_passed = sum(o.ok for o in public)
         g.hidden_passed = sum(o.ok for o in hidden)
         g.failed_hidden = [o.check.name for o in hidden if not o.ok]

@@ -77,6 +77,9 @@ class Peer:
             return None
         if not isinstance(event, h11.Request):
             raise h11.RemoteProtocolError(f"expected a request, got {type(event).__name__}")
+        names = {k.lower() for k, _ in event.headers}
+        if b"content-length" in names and b"transfer-encoding" in names:  # framed two ways: smuggling
+            raise h11.RemoteProtocolError("a request framed both by Content-Length and Transfer-Encoding")
         body, size = [], 0
         while True:
             part = self._event()
