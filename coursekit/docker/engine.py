@@ -34,7 +34,8 @@ from ..errors import CoursekitError, DockerError, EngineUnavailable
 from .waiting import ContainerExited, host_port, log_tail, port_free, wait_http, wait_running, wait_tcp, wait_until  # noqa: F401,E501 (re-exported)
 
 # The label keys (every resource coursekit creates carries OWNER and SESSION), used here and by lessons.
-from .labels import CALL, HOST, LESSON, OWNER, OWNER_VALUE, PID, SCRATCH_LABEL, SESSION  # noqa: F401 (re-exported)
+from .labels import (CALL, GATE_SESSION_LABEL, HOST, LESSON, OWNER, OWNER_VALUE, PID, SCRATCH_LABEL,  # noqa: F401
+                     SESSION)
 
 #: The oldest engine API the course uses (Docker 20.10: swarm jobs, --init, cgroup limits).
 MIN_API_VERSION = "1.41"
@@ -528,6 +529,11 @@ def remove_resources(cl, session: str | None = None, images: bool = False) -> Cl
         with contextlib.suppress(de.NotFound, de.APIError):
             v.remove(force=True)
             rep.volumes.append(v.name)
+    if session:  # the images graded submissions built through this session's gates
+        for im in cl.images.list(filters={"label": f"{GATE_SESSION_LABEL}={session}"}):
+            with contextlib.suppress(de.NotFound, de.APIError):
+                cl.images.remove(im.id, force=True)
+                rep.images.append((im.tags or [im.short_id])[0])
     if images:
         # Images carry no session: throw-away ones are marked as scratch when built.
         img_flt = {"label": [f"{OWNER}={OWNER_VALUE}", f"{SCRATCH_LABEL}=1"]}

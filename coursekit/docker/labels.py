@@ -26,3 +26,6 @@ ROLE_LABEL = "org.coursekit.role"
 GRADE_LABEL, GRADE_RUN_LABEL = "org.coursekit.grade", "org.coursekit.grade.run"
 #: A pipeline's deploys (value: the pipeline), and a build's containers (value: the build id).
 PIPELINE_LABEL, BUILD_LABEL = "org.coursekit.pipeline", "org.coursekit.build"
+#: What a graded submission made through its gate (value: the submission's namespace), and, on the images
+#: it built, the grading session whose clean-up (or reaper) removes them.
+TENANT_LABEL, GATE_SESSION_LABEL = "org.coursekit.tenant", "org.coursekit.gate.grader"

@@ -372,7 +372,7 @@ assert tries["others"] == [] and tries["socket"] is False, tries
 
 
 @pytest.mark.slow
-def test_a_class_with_an_attacker_beside_honest_students(tmp_path, real_engine):
+def test_a_class_with_an_attacker_beside_honest_students(tmp_path, gates):
     from coursekit.grading import classroom as grading_class
     from fixtures.grading import classroom
 
@@ -389,5 +389,37 @@ def test_a_class_with_an_attacker_beside_honest_students(tmp_path, real_engine):
     assert [c for c in mallory.cells if c.get("status") == "error"] == [], mallory.cells  # every attack refused
     assert any("refused a Docker request" in e and "privileged" in e for e in mallory.events), mallory.events
     assert not any("refused" in e for e in result.results["ada"].events)
+    ours = {g.tenant.id for g in gates}  # (the two gates of this module are still open)
+    left = [c for c in engine.client().api.containers(all=True, filters={"label": TENANT})
+            if c["Labels"][TENANT] not in ours]
+    assert not left, left
+
+
+def test_what_a_submission_made_goes_even_when_the_grader_is_killed(tmp_path, real_engine):
+    """The grader's reaper removes the objects of its gates: they carry its labels (images: its gate session)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import io, os, signal, docker
+        from coursekit.grading.gate import Gate
+        gate = Gate({str(tmp_path / 'g')!r}).start()
+        cl = docker.DockerClient(base_url="unix://" + str(gate.socket), version="1.41")
+        cl.containers.run({BUSYBOX!r}, ["sleep", "300"], detach=True, name="web")
+        cl.volumes.create("data")
+        cl.images.build(fileobj=io.BytesIO(b"FROM {BUSYBOX}\\nRUN echo x > /x\\n"), tag="mine:1")
+        print(gate.tenant.id, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    tenant = out.stdout.strip()
+    assert tenant and out.returncode == -9, out.stderr[-2000:]
     cl = engine.client()
-    assert not cl.containers.list(all=True, filters={"label": TENANT})
+    flt = {"label": f"{TENANT}={tenant}"}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (cl.containers.list(all=True, filters=flt) or cl.images.list(filters=flt)
+                                           or cl.volumes.list(filters=flt) or cl.networks.list(filters=flt)):
+        time.sleep(0.5)
+    assert not cl.containers.list(all=True, filters=flt) and not cl.images.list(filters=flt)
+    assert not cl.volumes.list(filters=flt) and not cl.networks.list(filters=flt)

@@ -524,7 +524,10 @@ class Policy:
         p, t = r.parts, self.tenant
         if len(p) == 2 and p[1] == "json" and r.method == "GET":
             ids = set(self.course_images.values())
-            return Forward("GET", "/images/json", "",
+            query = "filters=" + t.filters(one(r.query, "filters"), by_label=False)  # (the course's images too)
+            if one(r.query, "all"):
+                query += "&all=" + quote(one(r.query, "all"))
+            return Forward("GET", "/images/json", query,
                            then=lambda docs: [self.shown_image(d) for d in docs
                                               if t.owns(d.get("Labels")) or d.get("Id") in ids])
         if len(p) == 2 and p[1] == "get" and r.method == "GET":

@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from ...docker import engine
-from ...docker.labels import HOST, OWNER, PID, SESSION
+from ...docker.labels import GATE_SESSION_LABEL, HOST, OWNER, PID, SESSION, TENANT_LABEL
 
-TENANT = "org.coursekit.tenant"
+TENANT = TENANT_LABEL
 #: On an image a submission built: the grading process whose reaper removes it.
-GRADER = "org.coursekit.gate.grader"
+GRADER = GATE_SESSION_LABEL
 #: The submission's own default network is shown (and may be named) as the engine's default, ``bridge``.
 DEFAULT_NETWORK = "bridge"
 #: The grader's labels every object carries, and where the submission's own values of them are kept.
