@@ -225,6 +225,13 @@ class Policy:
                 return doc
         missing("volume", name)
 
+    def _volume_made(self, name: str) -> dict:
+        """The submission's volume ``name``, made now if it does not exist yet (as ``docker run -v name:/p`` does)."""
+        with contextlib.suppress(Refused):
+            return self._volume(name)
+        self._cap("volumes")  # (a stored name under this submission's prefix is this submission's alone)
+        return self._admin().create_volume(self.tenant.name(name), driver="local", labels=self.tenant.labels_in({}))
+
     def _network(self, ref: str) -> dict:
         api = self._admin()
         if ref == DEFAULT_NETWORK:
@@ -270,6 +277,7 @@ class Policy:
         t = self.tenant
         if listing:
             doc["Names"] = [t.shown(n) for n in doc.get("Names") or []]
+            doc["Image"] = t.untag(doc.get("Image", ""))
             doc["Labels"] = t.labels_out(doc.get("Labels"))
             doc["Ports"] = [{"IP": "127.0.0.1", "PrivatePort": int(k.split("/")[0]), "PublicPort": v,
                              "Type": k.split("/")[1]} for k, v in t.ports.get(doc.get("Id", ""), {}).items()]
@@ -286,6 +294,8 @@ class Policy:
         doc["Name"] = t.shown(doc.get("Name", ""))
         cfg = doc.get("Config") or {}
         cfg["Labels"] = t.labels_out(cfg.get("Labels"))
+        if cfg.get("Image"):
+            cfg["Image"] = t.untag(cfg["Image"])
         hc = doc.get("HostConfig") or {}
         if hc.get("NetworkMode"):
             hc["NetworkMode"] = "default" if hc["NetworkMode"] == self.network else t.shown(hc["NetworkMode"])
@@ -398,8 +408,12 @@ class Policy:
         spec = self._json(body)
         self._cap("containers")
         t = self.tenant
-        image = self.image(str(spec.get("Image") or ""))
-        spec["Image"] = image["Id"]
+        asked = str(spec.get("Image") or "")
+        image = self.image(asked)
+        # the name the student gave, as stored: a course image's own tag, the student's tag, or the id
+        spec["Image"] = asked if asked in self.course_images else (
+            t.tag(asked) if t.owns((image.get("Config") or {}).get("Labels")) and not Tenant.looks_like_id(asked)
+            else image["Id"])
         spec["Labels"] = t.labels_in(spec.get("Labels") if isinstance(spec.get("Labels"), dict) else {})
         hc = spec.get("HostConfig") or {}
         if not isinstance(hc, dict):
@@ -462,7 +476,7 @@ class Policy:
             source = str(bind).split(":", 1)[0]
             if source.startswith(("/", ".", "~")) or "/" in source:
                 refuse("bind mount", f"{bind}: no folder of the host is mounted; use a named volume")
-            self._volume(source)
+            self._volume_made(source)
         for m in hc.get("Mounts") or []:
             kind = (m or {}).get("Type", "volume")
             if kind == "tmpfs":
@@ -472,7 +486,7 @@ class Policy:
             if (m.get("VolumeOptions") or {}).get("DriverConfig"):
                 refuse("volume driver", "volumes use the local driver without options")
             if m.get("Source"):
-                self._volume(str(m["Source"]))
+                self._volume_made(str(m["Source"]))
         for port, bindings in (hc.get("PortBindings") or {}).items():
             for b in bindings or []:
                 ip = str((b or {}).get("HostIp") or "")

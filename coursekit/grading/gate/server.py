@@ -143,7 +143,7 @@ class Gate:
         try:
             while not self._closing:
                 try:
-                    req = client.read_request(max(self.caps.context_bytes, self.caps.body_bytes))
+                    req = client.read_request(self._body_cap)
                 except TooBig:
                     client.refuse(413, "refused by the grading sandbox (size): the request is too big")
                     return
@@ -180,6 +180,12 @@ class Gate:
                 self._conns.discard(conn)
             with contextlib.suppress(OSError):
                 conn.close()
+
+    def _body_cap(self, method: str, target: str) -> int:
+        """A build context or an archive may be big; any other request body is small JSON."""
+        path = target.split("?", 1)[0]
+        big = (method == "POST" and path.rstrip("/").endswith("/build")) or (method == "PUT" and "/archive" in path)
+        return self.caps.context_bytes if big else self.caps.body_bytes
 
     # ------------------------------------------------------------------ published ports
     def _ports_changed(self) -> None:

@@ -68,8 +68,10 @@ class Peer:
             self.sock.sendall(data)
 
     # -- the gate as a server: the sandbox's requests
-    def read_request(self, max_body: int) -> Request | None:
-        """The next whole request on this connection; None when the client closed it."""
+    def read_request(self, max_body) -> Request | None:
+        """The next whole request on this connection; None when the client closed it.
+
+        ``max_body(method, target)``: the largest body this request may have (decided on its head)."""
         if self.conn.our_state is h11.DONE and self.conn.their_state is h11.DONE:
             self.conn.start_next_cycle()
         event = self._event()
@@ -80,12 +82,13 @@ class Peer:
         names = {k.lower() for k, _ in event.headers}
         if b"content-length" in names and b"transfer-encoding" in names:  # framed two ways: smuggling
             raise h11.RemoteProtocolError("a request framed both by Content-Length and Transfer-Encoding")
+        cap = max_body(event.method.decode(), event.target.decode("latin-1"))
         body, size = [], 0
         while True:
             part = self._event()
             if isinstance(part, h11.Data):
                 size += len(part.data)
-                if size > max_body:
+                if size > cap:
                     raise TooBig(size)
                 body.append(bytes(part.data))
             elif isinstance(part, h11.EndOfMessage):
