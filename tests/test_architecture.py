@@ -39,7 +39,8 @@ TOP_LEVEL = {"__init__.py", "__main__.py", "cli.py", "errors.py"}
 #: Inside a subpackage, a module that may be imported where the rest of it may not.
 WORKER = "coursekit.grading.worker"
 WORKER_MAY_IMPORT = ("coursekit.errors", "coursekit.ui", "coursekit.exercises", "coursekit.grading.protocol",
-                     "coursekit.grading.queue", "coursekit.grading.limits", "coursekit.dockerfile",
+                     "coursekit.grading.queue", "coursekit.grading.limits", "coursekit.grading.pipe",
+                     "coursekit.dockerfile",
                      "coursekit.grading.worker", "coursekit.grading")
 
 

@@ -37,7 +37,8 @@ from ...dockerfile.limits import ContainerLimits
 from ...errors import GradingError
 from .policy import Answer, Caps, Forward, Policy, Refused, route
 from .tenant import Tenant
-from .wire import Peer, TooBig, passable, pipe
+from ..pipe import pipe
+from .wire import Peer, TooBig, passable
 
 #: What a submission's own containers run under (the sandbox itself is GradeLimits').
 CONTAINER_LIMITS = ContainerLimits(memory="512m", pids=256, cpus=1.0, network="none")
@@ -235,7 +236,7 @@ class Gate:
             client.send(h11.InformationalResponse(status_code=101, headers=[("Connection", "Upgrade"),
                                                                             ("Upgrade", "tcp")]))
             try:
-                pipe(client.sock, client.conn.trailing_data[0], upstream, b"")
+                pipe(client.sock, upstream, a_rest=client.conn.trailing_data[0])
             finally:
                 with self._lock:
                     self._conns.discard(upstream)
@@ -287,7 +288,7 @@ class Gate:
             if head.status_code == 101:  # attach, exec start: raw bytes both ways from now on
                 client.send(h11.InformationalResponse(status_code=101, headers=passable(head.headers) + [
                     (b"Connection", b"Upgrade"), (b"Upgrade", b"tcp")]))
-                pipe(client.sock, client.conn.trailing_data[0], eng, upstream.conn.trailing_data[0])
+                pipe(client.sock, eng, a_rest=client.conn.trailing_data[0], b_rest=upstream.conn.trailing_data[0])
                 return False
             kind = next((v.decode() for k, v in head.headers if k.lower() == b"content-type"), "application/json")
             if fw.then or fw.after or head.status_code >= 400:

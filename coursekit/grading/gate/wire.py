@@ -10,10 +10,8 @@ malformed one (a smuggling attempt, say) is a :class:`h11.RemoteProtocolError`, 
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import socket
-import threading
 from dataclasses import dataclass
 
 import h11
@@ -156,29 +154,3 @@ class Peer:
 def passable(headers) -> list[tuple[bytes, bytes]]:
     """The engine's response headers that may go on to the sandbox (no hop-by-hop ones)."""
     return [(k, v) for k, v in headers if k.lower() not in HOP]
-
-
-def pipe(a: socket.socket, a_rest: bytes, b: socket.socket, b_rest: bytes, idle: float = 3600) -> None:
-    """Copy raw bytes both ways (after an upgrade) until either side closes; ``*_rest``: bytes already read."""
-    for s in (a, b):
-        s.settimeout(idle)
-
-    def copy(src, dst, first: bytes):
-        try:
-            if first:
-                dst.sendall(first)
-            while True:
-                data = src.recv(READ)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            with contextlib.suppress(OSError):
-                dst.shutdown(socket.SHUT_WR)
-
-    other = threading.Thread(target=copy, args=(b, a, b_rest), daemon=True)
-    other.start()
-    copy(a, b, a_rest)
-    other.join(idle)

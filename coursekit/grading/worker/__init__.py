@@ -6,7 +6,7 @@ wiping, the kernel's settings).
 
 Rule: the standard library, nbclient and ipykernel; of coursekit only :mod:`coursekit.exercises`,
 :mod:`coursekit.grading.protocol` (with the :mod:`coursekit.grading.limits` it sends) and
-:mod:`coursekit.grading.queue`. Never ``docker`` nor
+:mod:`coursekit.grading.queue`, :mod:`coursekit.grading.pipe`. Never ``docker`` nor
 :mod:`coursekit.docker` (a test imports the worker and checks).
 """
 

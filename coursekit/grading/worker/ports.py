@@ -22,7 +22,7 @@ import json
 import socket
 import threading
 
-READ = 65536
+from ..pipe import pipe
 
 
 class _Unix(http.client.HTTPConnection):
@@ -103,37 +103,8 @@ class Ports:
         try:
             gate.request("POST", f"/coursekit/tunnel?port={port}", headers={"Connection": "Upgrade", "Upgrade": "tcp"})
             resp = gate.getresponse()
-            if resp.status != 101:
-                return  # nothing answers there: the client sees the connection close, as with a refused one
-            reader, upstream = resp.fp, gate.sock
-
-            def back():
-                try:
-                    while True:
-                        data = reader.read1(READ)
-                        if not data:
-                            break
-                        local.sendall(data)
-                except OSError:
-                    pass
-                finally:
-                    with contextlib.suppress(OSError):
-                        local.shutdown(socket.SHUT_WR)
-
-            t = threading.Thread(target=back, daemon=True)
-            t.start()
-            try:
-                while True:
-                    data = local.recv(READ)
-                    if not data:
-                        break
-                    upstream.sendall(data)
-            except OSError:
-                pass
-            finally:
-                with contextlib.suppress(OSError):
-                    upstream.shutdown(socket.SHUT_WR)
-            t.join(3600)
+            if resp.status == 101:  # else nothing answers there: the client sees the connection close
+                pipe(local, gate.sock, read_b=resp.fp.read1)  # (what the response's reader already holds, too)
         except (OSError, http.client.HTTPException):
             pass
         finally:
