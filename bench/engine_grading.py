@@ -15,7 +15,8 @@ graded twice by ``coursekit grade`` with the same workers:
   non-Docker questions.
 
 It prints the wall time and submissions per minute of each, their ratio (what the Docker work
-costs on top), the median per-submission sandbox time, and checks that the first class scored full
+costs on top), the median per-submission sandbox time, the median time each question's answer took
+to collect in the sandbox (the check helper's Docker work, for the engine questions), and checks that the first class scored full
 marks and the second exactly the non-Docker points. Measured, never asserted in the tests.
 """
 from __future__ import annotations
@@ -78,7 +79,7 @@ def main() -> int:
     t0 = time.perf_counter()
     image.grader_image()
     print(f"grading image ready in {time.perf_counter() - t0:.1f} s (not counted)\n")
-    rows, ok = [], True
+    rows, ok, per_q = [], True, {}
     work = Path(tempfile.mkdtemp(prefix="coursekit-bench-engine-"))
     try:
         for label, engine_answers, expected in (("with its engine questions", True, full),
@@ -91,11 +92,17 @@ def main() -> int:
             right = all(s == expected for s in scores)
             ok &= right
             rows.append((label, wall, statistics.median(sandbox), right, expected))
+            per_q[label] = {q: statistics.median(r.timings.get(f"answer:{q}", 0) for r in result.results.values())
+                            for q in questions}
         print(f"{'class of ' + str(a.students) + ', ' + str(a.workers) + ' workers':<40} {'wall':>8} {'subs/min':>9} "
               f"{'sandbox (median)':>17}  scores")
         for label, wall, sandbox, right, expected in rows:
             print(f"{label:<40} {wall:7.1f}s {a.students / wall * 60:9.1f} {sandbox:16.1f}s  "
                   f"{'all ' + format(expected, 'g') if right else 'WRONG'}")
+        print("\nper question, median seconds to collect the answer (its check helper's work) in the sandbox:")
+        print(f"{'':<40} " + " ".join(f"{q + (' (engine)' if questions[q].needs_engine else ''):>14}" for q in questions))
+        for label, times in per_q.items():
+            print(f"{label:<40} " + " ".join(f"{times[q]:13.2f}s" for q in questions))
         print(f"\nratio (with / without): {rows[0][1] / rows[1][1]:.2f}: what the Docker questions cost on top "
               f"(the web server and two PostgreSQL servers per submission, through its gate)")
     finally:

@@ -46,6 +46,7 @@ Lesson: none (the instructor's side, ``coursekit grade``).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -238,13 +239,38 @@ def grade(submissions_dir: str | os.PathLike, assignment: str | os.PathLike, out
         image = image or grader_image(limits.image, say)
         log(f"{len(todo)} to run in sandboxes of {image}" + (" as a Docker Swarm job" if cluster == "swarm" else ""))
         record = _Recorder(task, res, writer, log, len(todo))
-        (_run_on_swarm if cluster == "swarm" else _run_all)(todo, task, limits, workers, engine_ok, image, record)
+        with _swarm_mode(task, engine_ok and cluster != "swarm", log):
+            (_run_on_swarm if cluster == "swarm" else _run_all)(todo, task, limits, workers, engine_ok, image, record)
     res.results = {k: res.results[k] for k in sorted(res.results)}
     writer.compact(set(subs))
     write_outputs(res, task)
     res.seconds = round(time.monotonic() - t0, 2)
     log(f"done: {res}")
     return res
+
+
+@contextlib.contextmanager
+def _swarm_mode(task, wanted: bool, log):
+    """While a class whose answers deploy Swarm services is graded through gates, the engine is a swarm manager:
+    made one here if it is not (and turned back afterwards, if no one else's services run on it)."""
+    if not (wanted and task.engine and any("swarm" in q.needs for q in task.questions.values() if q.needs_engine)):
+        yield
+        return
+    from ..orchestrate import swarm
+
+    made = swarm.state() == "inactive"
+    try:
+        swarm.init(lesson="grading")
+    except CoursekitError as exc:
+        raise GradingError(f"this assignment's answers deploy Swarm services, and this engine cannot run them: "
+                           f"{exc.problem}", exc.fix or "grade on a swarm manager") from None
+    if made:
+        log("swarm mode turned on for the questions that deploy services (it is turned off at the end)")
+    try:
+        yield
+    finally:
+        if made:
+            swarm.leave(engine.SESSION_ID)
 
 
 class _Recorder:

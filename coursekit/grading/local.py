@@ -132,6 +132,10 @@ def _engine_for(request: dict):
     try:
         gate.start()
         env = {k: v for k, v in SANDBOX_ENV.items() if k != "COURSEKIT_NO_ENGINE"} | engine_env(True)
+        if gate.policy.swarm:  # the sandbox cannot ask the kernel (a host-network helper): the grader tells it
+            from ..orchestrate import swarm
+
+            env[swarm.ENDPOINT_MODE_ENV] = swarm.networking().endpoint_mode
         yield {"environment": env, "volumes": {folder: {"bind": GATE_DIR, "mode": "ro"}}}, gate
     finally:
         gate.stop()

@@ -46,6 +46,12 @@ GATE_DIR = "/run/coursekit"
 GATE_SOCKET = f"{GATE_DIR}/docker.sock"
 
 
+#: What the grader tells a sandbox with a gate, passed on to the student's kernel: how the grading host's
+#: Swarm reaches a service (``vip`` or ``dnsrr``; coursekit.orchestrate.swarm.ENDPOINT_MODE_ENV), which
+#: the sandbox cannot ask its kernel itself.
+PASSED_ENV = ("COURSEKIT_SWARM_ENDPOINT_MODE",)
+
+
 def engine_env(engine: bool) -> dict[str, str]:
     """The sandbox's view of the Docker engine: its gate (``DOCKER_HOST``), or none at all."""
     return {"DOCKER_HOST": f"unix://{GATE_SOCKET}"} if engine else {"COURSEKIT_NO_ENGINE": "1"}

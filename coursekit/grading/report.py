@@ -41,7 +41,8 @@ class SubmissionGrade(GradeResult):
     answers: dict = field(default_factory=dict)   # question -> answer JSON, as the sandbox sent it
     cells: list = field(default_factory=list)     # [{index, kind, status, message}] cells that did not run cleanly
     restarts: int = 0
-    timings: dict = field(default_factory=dict)   # seconds: start_to_kernel, start_to_first_cell, sandbox, total
+    timings: dict = field(default_factory=dict)   # seconds: start_to_kernel, start_to_first_cell, sandbox, total,
+    #                                               and answer:<question> (collecting each answer, its checks' work)
     events: list = field(default_factory=list)    # what the worker or the host noticed
 
 
@@ -110,6 +111,9 @@ def worker_timings(report: dict, started: float) -> dict:
     for key, name in (("kernel_ready", "start_to_kernel"), ("first_cell", "start_to_first_cell")):
         if isinstance(t.get(key), (int, float)):
             out[name] = round(t[key] - started, 3)
+    for key, value in list(t.items())[:300]:  # how long each answer took to collect: "answer:q1"
+        if key.startswith("answer:") and len(key) <= 60 and isinstance(value, (int, float)) and 0 <= value < 1e5:
+            out[key] = round(float(value), 3)
     return out
 
 

@@ -23,6 +23,7 @@ Lesson: ``07-orchestration`` (and its exercise); the pipeline's deploy stage (``
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -93,11 +94,16 @@ def leave(session: Optional[str] = None) -> bool:
 
 
 _networking: Optional[Networking] = None
+#: In a grading sandbox (whose gate runs no host-network helper), the endpoint mode the grader found.
+ENDPOINT_MODE_ENV = "COURSEKIT_SWARM_ENDPOINT_MODE"
 
 
 def networking(refresh: bool = False) -> Networking:
     """Does this engine's kernel have IPVS (service VIPs, routing mesh)? Asked of the kernel itself."""
     global _networking
+    told = os.environ.get(ENDPOINT_MODE_ENV, "")
+    if told in ("vip", "dnsrr") and _networking is None:  # the grading sandbox: the grader asked its kernel
+        _networking = Networking(told == "vip", told, "as the grading host's kernel has it (asked by the grader)")
     if _networking is None or refresh:
         out = engine.run(HELPER_IMAGE, ["sh", "-c", "test -e /proc/net/ip_vs && echo yes || echo no"],
                          network_mode="host", lesson="swarm-networking").decode().strip()

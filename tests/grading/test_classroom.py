@@ -130,8 +130,12 @@ def test_answers_that_drive_docker_are_graded_through_the_submissions_own_engine
     assert not engine.client().networks.list(filters={"label": "org.coursekit.tenant"})
 
 
-def test_an_answer_that_needs_more_than_the_gate_serves_is_reported_needs_engine(tmp_path, real_engine):
-    """Exercise 07 deploys Swarm services, which a submission's gate does not serve yet: "needs engine", as before."""
+def test_an_answer_that_needs_more_than_the_gate_serves_is_reported_needs_engine(tmp_path, real_engine, monkeypatch):
+    """A question that needs what the gate does not serve (here: a gate without Swarm, as an older grader's) is
+    not run in the sandbox: "needs engine", and the feedback says why; the rest is graded."""
+    from coursekit.grading import gate
+
+    monkeypatch.setattr(gate, "SERVES", gate.SERVES - {"swarm"})
     a07 = "07-orchestration"
     res = _run(tmp_path, a07, classroom.student(a07, solved=list(classroom.points(a07))))
     assert res.status == "graded"

@@ -2,10 +2,12 @@
 
 Each class holds the reference solution, handed in as it is, and the untouched exercise. The
 solution scores full marks, every question graded in the sandbox (those whose answers drive
-Docker through the submission's own engine, its gate), but for a question that needs what the gate
-does not serve yet (``needs=``: registries, Swarm, the AWS sandbox from containers), which comes
-back "needs engine", as the feedback says. The untouched exercise scores 0, every question "not
-attempted" (or, for those same questions, "needs engine"). Nothing of either is left on the engine.
+Docker through the submission's own engine, its gate: containers, builds, a registry of its own,
+Swarm services, builds that reach the AWS sandbox); a question that needed what the gate does not
+serve (``needs=`` beyond :data:`~coursekit.grading.gate.SERVES`) would come back "needs engine", as the
+feedback says. The untouched exercise scores 0, every question "not attempted". Nothing of either
+is left on the engine: no container, volume, network or service of a submission, and the swarm as
+it was before.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from coursekit.docker import engine
 from coursekit.grading import classroom, scoring
 from coursekit.grading.gate import SERVES
 from coursekit.grading.gate.tenant import TENANT
+from coursekit.orchestrate import swarm
 
 ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
@@ -26,7 +29,7 @@ pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
 
 @pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.stem)
-def test_the_solution_scores_full_marks_and_the_exercise_zero(solution, tmp_path):
+def test_the_solution_scores_full_marks_and_the_exercise_zero(solution, tmp_path, swarm_before):
     subs = tmp_path / "subs"
     for student, source in (("solution", solution), ("untouched", ROOT / "exercises" / solution.name)):
         (subs / student).mkdir(parents=True)
@@ -50,3 +53,11 @@ def test_the_solution_scores_full_marks_and_the_exercise_zero(solution, tmp_path
     cl = engine.client()
     assert not cl.containers.list(all=True, filters={"label": TENANT})
     assert not cl.volumes.list(filters={"label": TENANT}) and not cl.networks.list(filters={"label": TENANT})
+    if swarm.state() == "active":
+        assert not cl.services.list(filters={"label": TENANT})
+    assert swarm.state() == swarm_before, "the grader turns swarm mode back as it found it"
+
+
+@pytest.fixture(autouse=True)
+def swarm_before():
+    return swarm.state()

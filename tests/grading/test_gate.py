@@ -18,6 +18,7 @@ import pytest
 
 from coursekit.docker import engine
 from coursekit.grading.gate import Caps, Gate
+from coursekit.grading.gate.server import MAX_CONNECTIONS
 from coursekit.grading.gate.tenant import TENANT
 from coursekit.grading.worker.ports import Ports
 
@@ -35,6 +36,10 @@ def gates(tmp_path_factory, real_engine):
     cl = engine.client()
     assert not cl.containers.list(all=True, filters={"label": TENANT}), "a gate left a container"
     assert not cl.networks.list(filters={"label": TENANT}) and not cl.volumes.list(filters={"label": TENANT})
+    registries = {f"127.0.0.1:{h}/" for g in (a, b) for h in g.tenant.registries.values()}
+    left = [n for im in cl.api.images() for n in (im.get("RepoTags") or []) + (im.get("RepoDigests") or [])
+            if n.startswith(tuple(registries))] if registries else []
+    assert not left, f"names from a submission's registry are left: {left}"
 
 
 def sdk(gate) -> docker.DockerClient:
@@ -139,6 +144,82 @@ def test_a_named_volume_keeps_its_data_and_is_the_students_alone(a, b):
         vol.remove(force=True)
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str, timeout: float = 15):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=3) as resp:
+                return json.loads(resp.read())
+        except OSError:
+            assert time.monotonic() < deadline, f"{url} does not answer"
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def a_registry(gates, a):
+    """Student a runs the course's registry image, publishing it on its own 127.0.0.1:PORT (plain SDK)."""
+    ports = Ports(str(gates[0].socket)).start()
+    port = _free_port()
+    c = a.containers.run("coursekit/registry:2", detach=True, ports={"5000/tcp": ("127.0.0.1", port)},
+                         environment={"REGISTRY_STORAGE_DELETE_ENABLED": "true"})
+    _get(f"http://127.0.0.1:{port}/v2/")
+    yield f"127.0.0.1:{port}", gates[0].tenant.registries[port]
+    c.remove(force=True, v=True)
+    ports.stop()
+
+
+def test_a_student_pushes_to_its_own_registry_and_pulls_back_by_digest(gates, a, b, a_registry):
+    host, real = a_registry
+    image, _ = a.images.build(fileobj=io.BytesIO(b"FROM coursekit/busybox:v1\nRUN echo v1 > /release\n"),
+                              tag="rel:1")
+    try:
+        assert image.tag(f"{host}/shop/web", "1")
+        lines = list(a.images.push(f"{host}/shop/web", tag="1", stream=True, decode=True))
+        assert not [x for x in lines if "error" in x], lines
+        text = json.dumps(lines)
+        assert f"[{host}/shop/web]" in text and str(real) not in text, "the push is told as the student named it"
+        digest = next(x["aux"]["Digest"] for x in lines if "aux" in x)
+        assert _get(f"http://{host}/v2/_catalog") == {"repositories": ["shop/web"]}  # the registry's own API
+        assert f"{host}/shop/web:1" in a.images.get(image.id).tags
+        a.images.remove(f"{host}/shop/web:1")
+        pulled = a.images.pull(f"{host}/shop/web@{digest}")
+        assert pulled.id == image.id and f"{host}/shop/web@{digest}" in pulled.attrs["RepoDigests"]
+        # the engine really pushed to the gate's port on the grading host's loopback, never a public address
+        assert f"127.0.0.1:{real}/shop/web@{digest}" in engine.client().images.get(image.id).attrs["RepoDigests"]
+        assert {s.getsockname()[0] for s in gates[0]._listeners} == {"127.0.0.1"}
+        # the other student sees none of it, and cannot push there or pull from there, by either address
+        assert not [n for i in b.images.list() for n in i.tags + i.attrs.get("RepoDigests", []) if "shop/web" in n]
+        for ref in (f"{host}/shop/web", f"127.0.0.1:{real}/shop/web"):
+            assert "registry" in refused(lambda r=ref: b.api.pull(r, tag="1"))
+            assert "registry" in refused(lambda r=ref: b.api.tag(BUSYBOX, r, "1"))
+        a.images.remove(f"{host}/shop/web@{digest}")
+    finally:
+        a.images.remove("rel:1", force=True)
+
+
+@pytest.mark.parametrize("ref", ["alpine", "docker.io/library/busybox", "127.0.0.1:1/x", "localhost:2/x",
+                                 "ghcr.io/acme/tools"])
+def test_nothing_is_pushed_or_pulled_beyond_the_students_own_registry(a, a_registry, ref):
+    refused(lambda: a.api.pull(ref, tag="1"))
+    refused(lambda: list(a.api.push(ref, tag="1", stream=True, decode=True)))
+
+
+def test_a_course_image_pushed_to_the_registry_keeps_the_course_tag_and_loses_the_students(a, a_registry):
+    host, real = a_registry
+    a.api.tag(BUSYBOX, f"{host}/base/busybox", "1.4")
+    lines = list(a.images.push(f"{host}/base/busybox", tag="1.4", stream=True, decode=True))
+    assert not [x for x in lines if "error" in x], lines
+    a.images.remove(f"{host}/base/busybox:1.4")  # a name goes, the course's image stays
+    assert BUSYBOX in engine.client().images.get(BUSYBOX).tags
+    assert f"127.0.0.1:{real}/base/busybox:1.4" not in engine.client().images.get(BUSYBOX).tags
+
+
 # --------------------------------------------------------------------------- attacks on the host
 
 
@@ -165,6 +246,27 @@ def test_a_named_volume_keeps_its_data_and_is_the_students_alone(a, b):
 def test_a_container_that_would_reach_the_host_is_refused(a, kwargs):
     text = refused(lambda: a.containers.run(BUSYBOX, "true", **kwargs))
     assert "refused by the grading sandbox" in text
+    assert a.containers.list(all=True) == []
+
+
+@pytest.mark.parametrize("body, status", [
+    ('{"Image": "%s", "HostConfig": {}, "hostconfig": {"Binds": ["/:/host"]}}', 400),
+    ('{"Image": "%s", "hostconfig": {"Privileged": true}}', 403),
+    ('{"Image": "%s", "HostConfig": {"privileged": true}}', 403),
+    ('{"Image": "%s", "HostConfig": {"Mounts": [{"Type": "volume", "Source": "d", "source": "/", "Target": "/h"}]}}',
+     400),
+    ('{"Image": "%s", "HostConfig": {"Mounts": [{"TYPE": "bind", "SOURCE": "/", "Target": "/h"}]}}', 403),
+    ('{"Image": "%s", "HostConfig": {"Mounts": [{"Type": "bind", "\u017fource": "/", "Target": "/h"}]}}', 403),
+    ('{"Image": "%s", "HostConfig": {"Binds": []}, "HostConfig": {"Binds": ["/:/host"]}}', 400),
+], ids=["two-hostconfigs", "lowercase-hostconfig", "lowercase-privileged", "source-twice", "uppercase-bind",
+        "long-s", "duplicate-key"])
+def test_keys_in_another_case_mean_what_the_engine_reads(a, body, status):
+    """Go's JSON decoder matches keys case-insensitively, the later one winning: the gate checks what the engine
+    would read, and refuses a body that says one thing twice."""
+    raw = (body % BUSYBOX).encode()
+    resp = a.api._post(a.api._url("/containers/create"), data=raw, headers={"Content-Type": "application/json"})
+    assert resp.status_code == status, resp.text
+    assert "refused by the grading sandbox" in resp.json()["message"]
     assert a.containers.list(all=True) == []
 
 
@@ -330,7 +432,7 @@ def test_a_request_framed_two_ways_is_refused(gates):
 def test_too_many_connections_do_not_stop_the_gate(gates, a):
     held = []
     try:
-        for _ in range(60):
+        for _ in range(MAX_CONNECTIONS + 30):
             s = socket.socket(socket.AF_UNIX)
             s.connect(str(gates[0].socket))
             held.append(s)

@@ -13,8 +13,9 @@ from .server import CONTAINER_LIMITS, Gate
 from .tenant import Tenant
 
 #: What the gate serves beyond containers, images, builds, volumes, networks and published ports
-#: (a question's ``needs``): nothing yet; registries, Swarm and containers that reach the AWS sandbox
-#: come next. A question needing more is graded "needs engine", as before the gate.
-SERVES: frozenset[str] = frozenset()
+#: (a question's ``needs``): a registry of the submission's own, and Swarm services (where the grading
+#: engine is a swarm manager: the class grader makes it one for the questions that need it). Containers
+#: that reach the AWS sandbox come next; a question needing them is graded "needs engine", as before.
+SERVES: frozenset[str] = frozenset({"registry", "swarm", "aws"})
 
 __all__ = ["CONTAINER_LIMITS", "SERVES", "Caps", "Gate", "Policy", "Refused", "Tenant"]

@@ -13,6 +13,7 @@ import json
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from ...docker.registry import IMAGE as REGISTRY_IMAGE
 from ...dockerfile.limits import size_bytes
 from .routes import Forward, Refused, Route, missing, one, refuse
 from .tenant import DEFAULT_NETWORK, Tenant
@@ -152,8 +153,7 @@ class ContainerRules:
         image = self.image(asked)
         # the name the student gave, as stored: a course image's own tag, the student's tag, or the id
         spec["Image"] = asked if asked in self.course_images else (
-            t.tag(asked) if t.owns((image.get("Config") or {}).get("Labels")) and not Tenant.looks_like_id(asked)
-            else image["Id"])
+            t.tag(asked) if not Tenant.looks_like_id(asked) and self._has_name(t.tag(asked)) else image["Id"])
         spec["Labels"] = t.labels_in(spec.get("Labels") if isinstance(spec.get("Labels"), dict) else {})
         hc = spec.get("HostConfig") or {}
         if not isinstance(hc, dict):
@@ -184,6 +184,10 @@ class ContainerRules:
                     t.ports.pop(doc["Id"], None)
                     raise Refused(500, f"driver failed programming external connectivity: Bind for "
                                        f"127.0.0.1:{clash.pop()} failed: port is already allocated")
+                if image["Id"] == self.course_images.get(REGISTRY_IMAGE):  # its registry: the engine pushes to it
+                    for port in ports.values():
+                        if port not in t.registries:
+                            t.registries[port] = self.on_registry(port)
 
         return Forward("POST", "/containers/create", query, json.dumps(spec).encode(), after=created)
 

@@ -17,7 +17,7 @@ from urllib.parse import quote, urlencode
 from ...dockerfile.limits import size_bytes
 from ...dockerfile.syntax import parse as parse_dockerfile
 from .routes import Forward, Refused, Route, one, refuse
-from .tenant import GRADER, TENANT, Tenant
+from .tenant import GRADER, TENANT, Tenant, registry_host
 
 URL = re.compile(r"[a-z][a-z0-9+.-]*://", re.I)
 
@@ -30,12 +30,15 @@ class ImageRules:
         if "RepoTags" in doc:
             ours = self.tenant.owns((doc.get("Config") or {}).get("Labels") or doc.get("Labels"))
             doc["RepoTags"] = [t.untag(x) for x in doc.get("RepoTags") or []
-                               if x.startswith(t.repo) or (not ours and x in self.course_images)]
-            doc["RepoDigests"] = [x for x in doc.get("RepoDigests") or [] if not ours or x.startswith(t.repo)]
-        if isinstance(doc.get("Config"), dict):
-            doc["Config"]["Labels"] = t.labels_out(doc["Config"].get("Labels"))
-        if "Labels" in doc:
-            doc["Labels"] = t.labels_out(doc.get("Labels"))
+                               if t.mine(x) or (not ours and x in self.course_images)]
+            # a course image's own digests (as pulled in full mode), never another submission's registry
+            doc["RepoDigests"] = [t.untag(x) for x in doc.get("RepoDigests") or [] if t.mine(x) or (
+                not ours and not registry_host(x.partition("/")[0]))]
+        if t.owns((doc.get("Config") or {}).get("Labels") or doc.get("Labels")):  # (a course image's stay as made)
+            if isinstance(doc.get("Config"), dict):
+                doc["Config"]["Labels"] = t.labels_out(doc["Config"].get("Labels"))
+            if "Labels" in doc:
+                doc["Labels"] = t.labels_out(doc.get("Labels"))
         doc.pop("ContainerConfig", None)  # the build's step container: another id, another name
         doc.pop("Container", None)
         return doc
@@ -53,6 +56,8 @@ class ImageRules:
         if len(p) == 2 and p[1] == "get" and r.method == "GET":
             names = [self.image(n)["Id"] for n in r.query.get("names", [])]
             return Forward("GET", "/images/get", urlencode([("names", n) for n in names]))
+        if len(p) == 2 and p[1] == "create" and r.method == "POST" and one(r.query, "fromImage"):
+            return self._pull(r)
         if len(p) >= 2 and p[1] in ("create", "load", "prune", "search"):
             refuse("pull", "nothing is pulled, loaded or searched in the grading sandbox: use the course's images, "
                            "or build your own FROM them")
@@ -60,14 +65,14 @@ class ImageRules:
             refuse("endpoint", "not an image endpoint", 404)
         action = p[-1] if r.method != "DELETE" else ""
         name = "/".join(p[1:-1] if action else p[1:])
-        if action == "push":
-            refuse("push", "pushing to a registry is not served to a submission yet")
+        if r.method == "POST" and action == "push":
+            return self._push(name, r)
         doc = self.image(name)
         if r.method == "GET" and action == "json":
             return Forward("GET", f"/images/{doc['Id']}/json", then=self.shown_image)
         if r.method == "GET" and action == "history":
             return Forward("GET", f"/images/{doc['Id']}/history", then=lambda rows: [
-                {**row, "Tags": [t.untag(x) for x in row.get("Tags") or [] if x.startswith(t.repo)
+                {**row, "Tags": [t.untag(x) for x in row.get("Tags") or [] if t.mine(x)
                                  or x in self.course_images]} for row in rows
                 if f"LABEL {TENANT}=" not in row.get("CreatedBy", "") and f"LABEL {GRADER}=" not in
                 row.get("CreatedBy", "")])
@@ -82,19 +87,53 @@ class ImageRules:
                            urlencode({"repo": t.tag(repo), "tag": one(r.query, "tag", "latest")}),
                            after=lambda status, _: status < 300 and t.tags.add(new))
         if r.method == "DELETE":
-            own_tag = not Tenant.looks_like_id(name) and self._has_tag(t.tag(name))
-            if not own_tag and not t.owns((doc.get("Config") or {}).get("Labels")):
+            stored = None if Tenant.looks_like_id(name) else t.tag(name)
+            if stored is not None and self._has_name(stored):
+                target = stored  # one of its names: that name goes (the image too, if it was the last)
+            elif t.owns((doc.get("Config") or {}).get("Labels")):
+                target = doc["Id"]
+            else:
                 refuse("course images", "the course's images stay (remove only the images you built or tagged)")
-            target = t.tag(name) if own_tag else doc["Id"]
-            return Forward("DELETE", f"/images/{quote(target, safe='/:')}", r.raw_query,
+            return Forward("DELETE", f"/images/{quote(target, safe='/:@')}", r.raw_query,
                            then=lambda rows: [{k: t.untag(v) for k, v in row.items()} for row in rows])
         refuse("endpoint", f"{r.method} /images/<name>/{action} is not served to a submission", 404)
 
-    def _has_tag(self, tag: str) -> bool:
-        ref = tag if ":" in tag.rsplit("/", 1)[-1] else tag + ":latest"
+    def _has_name(self, stored: str) -> bool:
+        """Is ``stored`` (a tag or a ``repo@digest``) a name an image on the engine has?"""
         with contextlib.suppress(Exception):
-            return ref in (self._admin().inspect_image(ref).get("RepoTags") or [])
+            doc = self._admin().inspect_image(stored)
+            names = (doc.get("RepoTags") or []) + (doc.get("RepoDigests") or [])
+            return stored in names or f"{stored}:latest" in names
         return False
+
+    # ------------------------------------------------------------------ registries of the submission's own
+    def _registry_ref(self, given: str, what: str) -> str:
+        """``given`` (as the submission names it) as stored, when it names a registry the submission runs."""
+        stored = self.tenant.tag(given)
+        if not self.tenant.mine(stored) or stored.startswith(self.tenant.repo):
+            if what == "pull":
+                refuse(what, f"{given}: nothing is pulled in the grading sandbox: use the course's images, or build "
+                             "your own FROM them (only a registry you run, 127.0.0.1:PORT/..., can be pulled from)")
+            refuse(what, f"{given}: push only to a registry you run (an image name that starts with its "
+                         "127.0.0.1:PORT/); nothing else is reachable from the grading sandbox")
+        return stored
+
+    def _push(self, name: str, r: Route):
+        stored = self._registry_ref(name, "push")
+        query = urlencode({"tag": one(r.query, "tag")}) if one(r.query, "tag") else ""
+        # (no credentials: the registry is the submission's own; the engine reads an empty JSON body as none)
+        return Forward("POST", f"/images/{quote(stored, safe='/:')}/push", query, b"{}", lines=self._registry_line)
+
+    def _pull(self, r: Route):
+        q = r.query
+        if one(q, "fromSrc") or one(q, "repo") or one(q, "platform") not in ("",):
+            refuse("pull", "an import or a pull for another platform is not served to a submission")
+        stored = self._registry_ref(one(q, "fromImage"), "pull")
+        query = [("fromImage", stored)] + ([("tag", one(q, "tag"))] if one(q, "tag") else [])
+        return Forward("POST", "/images/create", urlencode(query), lines=self._registry_line)
+
+    def _registry_line(self, doc: dict) -> dict:
+        return {k: self.tenant.shown_text(v) if isinstance(v, str) else v for k, v in doc.items()}
 
     def _build(self, r: Route, body: bytes):
         t, q = self.tenant, r.query
@@ -125,7 +164,7 @@ class ImageRules:
         if isinstance(text, str):
             if f"LABEL {TENANT}=" in text or f"LABEL {GRADER}=" in text:
                 return None  # the gate's own labels: not the submission's steps
-            doc["stream"] = text.replace(self.tenant.repo, "")
+            doc["stream"] = self.tenant.shown_text(text)
         return doc
 
     def _dockerfile(self, context: bytes, name: str) -> str:

@@ -27,20 +27,25 @@ The rules, in short:
 * caps on how many containers, images, volumes and networks a submission makes; everything it
   made is removed when it ends (:meth:`Policy.remove_all`), and carries the grader's labels, so
   that the grader's reaper removes it if the grader is killed;
-* not served (yet): Swarm, services, registries, plugins, events, system-wide prune or df.
+* **registries**: a container of the course's registry image is the submission's registry; images are
+  pushed to and pulled from it (and nowhere else), the engine reaching it through a port the gate
+  listens on on the grading host's loopback (:mod:`.tenant` says how names are kept);
+* not served (yet): Swarm, services, plugins, events, system-wide prune or df.
 """
 from __future__ import annotations
 
 import contextlib
-import json
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 from ...docker import engine
 from ...dockerfile.limits import ContainerLimits
+from . import keys
 from .containers import ContainerRules
 from .images import ImageRules
 from .routes import Answer, Caps, Forward, Refused, Route, missing, refuse, route
+from .services import ServiceRules
 from .storage import StorageRules
 from .tenant import TENANT, Tenant
 
@@ -48,7 +53,7 @@ __all__ = ["Answer", "Caps", "Forward", "Policy", "Refused", "Route", "route"]
 
 
 @dataclass
-class Policy(ContainerRules, ImageRules, StorageRules):
+class Policy(ContainerRules, ImageRules, StorageRules, ServiceRules):
     """The rules for one submission: ``decide(route, body)`` -> Forward or Answer (or raises Refused)."""
 
     tenant: Tenant
@@ -56,8 +61,10 @@ class Policy(ContainerRules, ImageRules, StorageRules):
     network: str                   # the submission's own internal network (stored name)
     course_images: dict[str, str]  # course image tag -> image id
     caps: Caps = field(default_factory=Caps)
+    swarm: bool = False            # the engine is a swarm manager, and services are served
     refusals: list[str] = field(default_factory=list)
     on_ports: Callable[[], None] = lambda: None   # a container with published ports has started
+    on_registry: Callable[[int], int] = lambda port: refuse("registry", "no registry is served here")
 
     # ------------------------------------------------------------------ routing
     def decide(self, r: Route, body: bytes):
@@ -83,12 +90,10 @@ class Policy(ContainerRules, ImageRules, StorageRules):
             return self._volumes(r, body)
         if head == "networks":
             return self._networks(r, body)
-        if head in ("services", "tasks") and r.method == "GET" and len(p) == 1:
-            return Answer(200, [])  # this submission has none (coursekit's clean-up asks)
         if head in ("swarm", "services", "nodes", "tasks", "secrets", "configs"):
-            refuse("swarm", "Swarm mode and services are not served to a submission yet")
-        if head == "distribution":  # "is a registry reachable?" (coursekit asks it to choose its mode): no
-            raise Refused(404, "no image registry is reachable from the grading sandbox", quiet=True)
+            return self._swarm_routes(r, body)
+        if head == "distribution" and r.method == "GET" and len(p) >= 3 and p[-1] == "json":
+            return self._distribution("/".join(p[1:-1]))
         if head in ("plugins", "system", "events", "session", "auth", "commit"):
             refuse(head, f"/{head} is not served to a submission")
         refuse("endpoint", f"{r.method} /{'/'.join(p)} is not served to a submission", 404)
@@ -110,8 +115,12 @@ class Policy(ContainerRules, ImageRules, StorageRules):
     def image(self, ref: str) -> dict:
         """An image this submission may use: one it built (by its own tag or id), or a course image."""
         api = self._admin()
-        candidates = [self.tenant.tag(ref)] if not Tenant.looks_like_id(ref) else []
-        candidates.append(ref)
+        candidates = [ref]
+        if not Tenant.looks_like_id(ref):
+            try:
+                candidates.insert(0, self.tenant.tag(ref))
+            except Refused:  # a registry it does not run: no such image
+                candidates = []
         for candidate in candidates:
             try:
                 doc = api.inspect_image(candidate)
@@ -121,6 +130,16 @@ class Policy(ContainerRules, ImageRules, StorageRules):
             if self.tenant.owns(labels) or doc["Id"] in self.course_images.values():
                 return doc
         missing("image", ref)
+
+    def _distribution(self, name: str):
+        """An image's digest in a registry (``docker service create`` pins to it): only a registry it runs."""
+        try:
+            stored = self.tenant.tag(name)
+        except Refused:
+            stored = ""
+        if not stored or stored.startswith(self.tenant.repo):  # (coursekit asks to learn if a hub answers: no)
+            raise Refused(404, "no image registry is reachable from the grading sandbox", quiet=True)
+        return Forward("GET", f"/distribution/{stored}/json")
 
     def _count(self, kind: str) -> int:
         api, flt = self._admin(), {"label": [f"{TENANT}={self.tenant.id}"]}
@@ -140,10 +159,7 @@ class Policy(ContainerRules, ImageRules, StorageRules):
     def _json(self, body: bytes) -> dict:
         if len(body) > self.caps.body_bytes:
             refuse("size", f"a request body is at most {self.caps.body_bytes:,} bytes", 413)
-        try:
-            doc = json.loads(body or b"{}")
-        except ValueError:
-            refuse("body", "the request body is not JSON", 400)
+        doc = keys.loads(body)  # in the API's own spelling: Go's JSON reads keys case-insensitively
         if not isinstance(doc, dict):
             refuse("body", "the request body is a JSON object", 400)
         return doc
@@ -153,21 +169,35 @@ class Policy(ContainerRules, ImageRules, StorageRules):
                 "Driver", "CgroupVersion", "DefaultRuntime", "SecurityOptions")
         out = {k: doc.get(k) for k in keep}
         n = len(self._admin().containers(all=True, filters={"label": [f"{TENANT}={self.tenant.id}"]}))
-        out.update(Containers=n, Name="coursekit-grading-sandbox", Swarm={"LocalNodeState": "inactive"})
+        out.update(Containers=n, Name="coursekit-grading-sandbox", Swarm=self.swarm_info(doc.get("Swarm") or {}))
         return out
 
     # ------------------------------------------------------------------ the end
     def remove_all(self) -> list[str]:
         """Remove everything this submission made (containers, networks, volumes, images); what was removed."""
         api, flt, gone = self._admin(), {"label": [f"{TENANT}={self.tenant.id}"]}, []
+        if self.swarm:
+            with contextlib.suppress(Exception):
+                for svc in api.services(filters=flt):
+                    with contextlib.suppress(Exception):
+                        api.remove_service(svc["ID"])
+                        gone.append(f"service {svc['Spec']['Name']}")
+            tasks = {"label": flt["label"] + ["com.docker.swarm.task.id"]}
+            deadline = time.monotonic() + 20  # the engine stops the tasks' containers itself, a moment later
+            while time.monotonic() < deadline and api.containers(all=True, filters=tasks):
+                time.sleep(0.2)
         for c in api.containers(all=True, filters=flt):
             with contextlib.suppress(Exception):
                 api.remove_container(c["Id"], force=True, v=True)
                 gone.append(f"container {c['Id'][:12]}")
         for n in api.networks(filters=flt):
-            with contextlib.suppress(Exception):
-                api.remove_network(n["Id"])
-                gone.append(f"network {n['Name']}")
+            for _ in range(40 if n.get("Driver") == "overlay" else 1):  # a removed task leaves it a moment later
+                try:
+                    api.remove_network(n["Id"])
+                    gone.append(f"network {n['Name']}")
+                    break
+                except Exception:  # noqa: BLE001 - still in use, or gone
+                    time.sleep(0.25)
         for v in api.volumes(filters=flt).get("Volumes") or []:
             with contextlib.suppress(Exception):
                 api.remove_volume(v["Name"], force=True)
@@ -176,7 +206,11 @@ class Policy(ContainerRules, ImageRules, StorageRules):
             with contextlib.suppress(Exception):
                 api.remove_image(im["Id"], force=True)
                 gone.append(f"image {im['Id'][7:19]}")
-        for tag in sorted(self.tenant.tags):  # its tags on the course's images
+        names = set(self.tenant.tags)  # its tags on the course's images, and names from its registries
+        with contextlib.suppress(Exception):
+            names |= {n for im in api.images() for n in (im.get("RepoTags") or []) + (im.get("RepoDigests") or [])
+                      if self.tenant.mine(n)}
+        for tag in sorted(names):
             with contextlib.suppress(Exception):
                 api.remove_image(tag)
                 gone.append(f"tag {tag}")

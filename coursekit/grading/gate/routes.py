@@ -59,6 +59,8 @@ class Caps:
     images: int = 30
     volumes: int = 20
     networks: int = 10
+    services: int = 5
+    replicas: int = 6                   # per service
     body_bytes: int = 1 << 20           # a JSON request body
     context_bytes: int = 50 << 20       # a build context
     answer_bytes: int = 32 << 20        # a JSON answer the gate rewrites

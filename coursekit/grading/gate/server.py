@@ -42,8 +42,9 @@ from .wire import Peer, TooBig, passable
 
 #: What a submission's own containers run under (the sandbox itself is GradeLimits').
 CONTAINER_LIMITS = ContainerLimits(memory="512m", pids=256, cpus=1.0, network="none")
-#: Connections one sandbox may hold open at once.
-MAX_CONNECTIONS = 32
+#: Connections one sandbox may hold open to its gate at once (the docker SDK keeps a few idle ones per client;
+#: a build holds its shell's exec session and its log stream; the worker's port watcher one more).
+MAX_CONNECTIONS = 64
 
 
 def course_images() -> dict[str, str]:
@@ -65,7 +66,8 @@ class Gate:
         self.limits, self.caps, self.tenant = limits, caps or Caps(), Tenant()
         self.policy: Policy | None = None
         self._server: socket.socket | None = None
-        self._conns: set[socket.socket] = set()
+        self._conns: set[socket.socket] = set()     # every socket the gate holds (closed at the end)
+        self._clients: set[socket.socket] = set()   # the sandbox's connections to it (capped)
         self._lock = threading.Lock()
         self._closing = False
         self.requests = 0
@@ -74,6 +76,7 @@ class Gate:
         self._ports_version = 0
         self._ports_ready = 0
         self._watching = 0
+        self._listeners: list[socket.socket] = []  # the engine's way to the submission's registries
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "Gate":
@@ -82,7 +85,10 @@ class Gate:
         network = self.tenant.name("net")
         api.create_network(network, driver="bridge", internal=True, labels=self.tenant.labels_in({}),
                            check_duplicate=True)
-        self.policy = Policy(self.tenant, self.limits, network, course_images(), self.caps, on_ports=self._ports_changed)
+        swarm = api.info().get("Swarm") or {}
+        self.policy = Policy(self.tenant, self.limits, network, course_images(), self.caps, on_ports=self._ports_changed,
+                             on_registry=self._registry,
+                             swarm=swarm.get("LocalNodeState") == "active" and bool(swarm.get("ControlAvailable")))
         self.folder.mkdir(parents=True, exist_ok=True)
         self.folder.chmod(0o755)
         with contextlib.suppress(FileNotFoundError):
@@ -100,9 +106,10 @@ class Gate:
         self._closing = True
         with self._ports:
             self._ports.notify_all()
-        if self._server is not None:
-            with contextlib.suppress(OSError):
-                self._server.close()
+        for srv in [self._server, *self._listeners]:
+            if srv is not None:
+                with contextlib.suppress(OSError):
+                    srv.close()
         with self._lock:
             conns = list(self._conns)
         for c in conns:
@@ -132,11 +139,16 @@ class Gate:
             except OSError:
                 return
             with self._lock:
-                if len(self._conns) >= MAX_CONNECTIONS:
+                if len(self._clients) >= MAX_CONNECTIONS:
                     with contextlib.suppress(OSError):
                         conn.close()
+                    note = f"a connection to the engine: at most {MAX_CONNECTIONS} are open at once (close what you " \
+                           "no longer use)"
+                    if self.policy is not None and note not in self.policy.refusals:
+                        self.policy.refusals.append(note)
                     continue
                 self._conns.add(conn)
+                self._clients.add(conn)
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
@@ -179,6 +191,7 @@ class Gate:
         finally:
             with self._lock:
                 self._conns.discard(conn)
+                self._clients.discard(conn)
             with contextlib.suppress(OSError):
                 conn.close()
 
@@ -246,6 +259,46 @@ class Gate:
         client.refuse(404, f"refused by the grading sandbox (endpoint): {req.method} {req.target[:100]}")
         return True
 
+    # ------------------------------------------------------------------ the engine's way to a registry
+    def _registry(self, port: int) -> int:
+        """A port on the grading host's 127.0.0.1 that leads to the submission's registry on sandbox ``port``:
+        the engine pushes there and pulls from there (it cannot reach the submission's internal network)."""
+        srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(16)
+        self._listeners.append(srv)
+        threading.Thread(target=self._registry_accept, args=(srv, port), daemon=True,
+                         name=f"gate-{self.tenant.id}-registry-{port}").start()
+        return srv.getsockname()[1]
+
+    def _registry_accept(self, srv: socket.socket, port: int) -> None:
+        while not self._closing:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._registry_pipe, args=(conn, port), daemon=True).start()
+
+    def _registry_pipe(self, conn: socket.socket, port: int) -> None:
+        upstream = None
+        with self._lock:
+            self._conns.add(conn)
+        try:
+            upstream = socket.create_connection(self._tunnel_target(port), timeout=10)
+            with self._lock:
+                self._conns.add(upstream)
+            pipe(conn, upstream)
+        except (Refused, OSError):
+            pass
+        finally:
+            with self._lock:
+                self._conns.discard(conn)
+                self._conns.discard(upstream)
+            for s in (conn, upstream):
+                if s is not None:
+                    with contextlib.suppress(OSError):
+                        s.close()
+
     def _tunnel_target(self, port: int) -> tuple[str, int]:
         """(address, port) of the submission's container that publishes sandbox port ``port``."""
         for cid, mapping in self.tenant.ports.items():
@@ -254,7 +307,9 @@ class Gate:
                     continue
                 doc = engine.client().api.inspect_container(cid)
                 nets = (doc.get("NetworkSettings") or {}).get("Networks") or {}
-                ip = next((n.get("IPAddress") for n in nets.values() if n.get("IPAddress")), "")
+                # on the submission's default network if it is there (as Docker publishes), else its first
+                ip = (nets.get(self.policy.network) or {}).get("IPAddress") or next(
+                    (n.get("IPAddress") for n in nets.values() if n.get("IPAddress")), "")
                 if not (doc.get("State") or {}).get("Running"):
                     raise Refused(502, f"the container that publishes port {port} is not running")
                 if not ip:
@@ -272,8 +327,7 @@ class Gate:
         return s
 
     def _unprefixed(self, data: bytes) -> bytes:
-        t = self.tenant
-        return data.replace(t.repo.encode(), b"").replace(t.prefix.encode(), b"")
+        return self.tenant.shown_text(data.decode("utf-8", "replace")).encode()
 
     def _forward(self, client: Peer, req, version: str, fw: Forward) -> bool:
         """Send ``fw`` to the engine and its answer to the sandbox; False when the connection is done."""

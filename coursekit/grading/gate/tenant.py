@@ -6,6 +6,12 @@ networks, ``ck<id>/myapp:1`` for image tags) and shown back without it; every ob
 carries :data:`TENANT` = its id, and is invisible to every other submission (404, as if it did
 not exist).
 
+Registries. A registry the submission runs (a container of the course's registry image) is
+reached by the submission at ``127.0.0.1:P``, its own loopback, and by the engine (which pushes and
+pulls) at ``127.0.0.1:H``, a port the gate listens on on the grading host. Image names carry the
+registry's address, so the gate stores ``127.0.0.1:P/shop/web:1`` as ``127.0.0.1:H/shop/web:1``
+(unique to this submission: no prefix is needed) and shows it back as the submission named it.
+
 Labels. Whatever the submission sets, each object also carries the grading process's own
 coursekit labels (owner, session, pid, host), so that the grader's clean-up and its reaper remove
 it even if the grader is killed. The submission's own values of those four labels (coursekit in
@@ -32,6 +38,13 @@ DEFAULT_NETWORK = "bridge"
 #: The grader's labels every object carries, and where the submission's own values of them are kept.
 SHADOWED = {key: f"org.coursekit.gate.{key.rsplit('.', 1)[-1]}" for key in (OWNER, SESSION, PID, HOST)}
 _HEX = re.compile(r"[0-9a-f]{12,64}\Z")
+_SWARM_ID = re.compile(r"[0-9a-z]{25}\Z")   # a swarm object's id (a service, a task, an overlay network)
+LOOPBACK = ("127.0.0.1", "localhost")
+
+
+def registry_host(first: str) -> bool:
+    """Is ``first``, the first part of an image reference, a registry's address (as the engine reads it)?"""
+    return "." in first or ":" in first or first == "localhost"
 
 
 @dataclass
@@ -43,6 +56,7 @@ class Tenant:
     execs: set[str] = field(default_factory=set)
     tags: set[str] = field(default_factory=set)         # its tags (on images it did not build)
     ports: dict[str, dict[str, int]] = field(default_factory=dict)  # container id -> {"8000/tcp": sandbox port}
+    registries: dict[int, int] = field(default_factory=dict)  # a registry's sandbox port -> the engine's
     next_port: int = 32768
 
     @property
@@ -66,15 +80,59 @@ class Tenant:
         return slash + (bare[len(self.prefix):] if bare.startswith(self.prefix) else bare)
 
     def tag(self, given: str) -> str:
-        """An image reference the submission names, as stored (``myapp:1`` -> ``ck<id>/myapp:1``)."""
+        """An image reference the submission names, as stored (``myapp:1`` -> ``ck<id>/myapp:1``,
+        ``127.0.0.1:P/web:1`` -> ``127.0.0.1:H/web:1`` for a registry of its own; another registry: refused)."""
+        host, slash, rest = given.partition("/")
+        if slash and registry_host(host):
+            name, _, port = host.rpartition(":")
+            if name in LOOPBACK and port.isdigit() and int(port) in self.registries:
+                return f"{name}:{self.registries[int(port)]}/{rest}"
+            if self.mine(given):
+                return given
+            from .routes import refuse
+
+            ports = ", ".join(f"127.0.0.1:{p}" for p in sorted(self.registries)) or "none yet"
+            refuse("registry", f"{host}: the registries served to a submission are the ones it runs from the "
+                               f"course's registry image, on 127.0.0.1 (yours: {ports})")
         return given if given.startswith(self.repo) else self.repo + given
 
     def untag(self, stored: str) -> str:
-        return stored[len(self.repo):] if stored.startswith(self.repo) else stored
+        """A stored image reference as the submission named it."""
+        if stored.startswith(self.repo):
+            return stored[len(self.repo):]
+        host, slash, rest = stored.partition("/")
+        name, _, port = host.rpartition(":")
+        if slash and name in LOOPBACK:
+            for shown, real in self.registries.items():
+                if port == str(real):
+                    return f"{name}:{shown}/{rest}"
+        return stored
+
+    def mine(self, stored: str) -> bool:
+        """Is this stored image reference one of the submission's names (its prefix, or a registry of its own)?"""
+        if stored.startswith(self.repo):
+            return True
+        host, slash, _ = stored.partition("/")
+        name, _, port = host.rpartition(":")
+        return bool(slash) and name in LOOPBACK and port in {str(h) for h in self.registries.values()}
+
+    def shown_text(self, text: str) -> str:
+        """A message or progress line of the engine's, with the submission's stored names as it gave them."""
+        text = text.replace(self.repo, "").replace(self.prefix, "")
+        for shown, real in self.registries.items():
+            for name in LOOPBACK:
+                text = text.replace(f"{name}:{real}/", f"{name}:{shown}/").replace(f"[{name}:{real}]",
+                                                                                  f"[{name}:{shown}]")
+        return text
 
     @staticmethod
     def looks_like_id(ref: str) -> bool:
         return bool(_HEX.fullmatch(ref.removeprefix("sha256:")))
+
+    @staticmethod
+    def looks_like_object_id(ref: str) -> bool:
+        """An id of a container, network, service or task (hex, or a swarm object's 25 characters)."""
+        return bool(_HEX.fullmatch(ref) or _SWARM_ID.fullmatch(ref))
 
     # -- labels
     def labels_in(self, given: dict | None) -> dict[str, str]:

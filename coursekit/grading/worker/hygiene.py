@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..protocol import WORKER_MODULE, engine_env
+from ..protocol import PASSED_ENV, WORKER_MODULE, engine_env
 
 WORK = Path("/tmp/work")          # the kernel's folder: the notebook's files land here
 RUNTIME = Path("/tmp/.coursekit")  # kernelspec, connection files, IPython and matplotlib settings
@@ -125,7 +125,7 @@ def prepare_tmp(request: dict) -> list[str]:
 
 
 def environment(engine: bool = False) -> dict:
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "TZ")}
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "TZ", *PASSED_ENV)}
     env.update(engine_env(engine))
     env.update(HOME="/tmp", PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1",
                MPLBACKEND="Agg", MPLCONFIGDIR=str(RUNTIME / "mpl"), IPYTHONDIR=str(RUNTIME / "ipython"),

@@ -257,8 +257,10 @@ class Runner:
             if name in self.report["answers"]:
                 continue
             source = collect_answers_source({name: SimpleNamespace(name=name, answer=expr)})
+            began = time.time()
             try:
                 status, message = self._run_cell(source, collecting=True)
+                self.report["timings"][f"answer:{name}"] = round(time.time() - began, 3)  # (bench: per question)
             except _Restart as r:
                 self.report["answers"][name] = {"status": "error", "message": (
                     f"evaluating `{expr}` {'hung the kernel' if r.status == HUNG else 'crashed the kernel'}: "

@@ -68,6 +68,8 @@ class Ports:
                 if self.stopped.wait(0.5):
                     return
                 continue
+            if self.stopped.is_set():  # (an answer that came after stop: listen on nothing more)
+                return
             for port in doc.get("ports", []):
                 if port not in self.listeners:
                     self._listen(int(port))
