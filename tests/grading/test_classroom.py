@@ -301,3 +301,24 @@ def test_a_sandbox_past_its_wall_clock_is_killed_and_timed_out(tmp_path, a09):
     assert (res.status, res.score) == ("timed out", 0), str(res)
     assert "12 s" in res.message and set(g.status for g in res.questions.values()) == {"timed out"}
     assert not engine.client().containers.list(all=True, filters={"label": gs.GRADE_LABEL})
+
+
+def test_a_class_that_deploys_services_on_an_engine_that_cannot_be_a_manager_stops_before_anyone(monkeypatch):
+    """On a swarm worker (or an engine whose swarm is broken) the grader says so, instead of giving every student
+    a 0 for services it could not run."""
+    from coursekit.errors import GradingError, OrchestrationError
+    from coursekit.orchestrate import swarm
+
+    def worker(lesson=None):
+        raise OrchestrationError("this engine is a swarm worker, not a manager: services cannot be created here",
+                                 "run the lesson on a manager node, or leave that swarm (`docker swarm leave`)")
+
+    monkeypatch.setattr(swarm, "state", lambda: "active")
+    monkeypatch.setattr(swarm, "init", worker)
+    task = inputs.load_assignment(classroom.solution("07-orchestration"))
+    with pytest.raises(GradingError) as err:
+        with gradeclass._swarm_mode(task, True, print):
+            pytest.fail("graded on an engine that cannot run the services")
+    assert "deploy Swarm services" in err.value.problem and "swarm worker" in err.value.problem
+    with gradeclass._swarm_mode(inputs.load_assignment(classroom.solution("09-cloud-computing")), True, print):
+        pass  # an assignment without services never asks

@@ -144,6 +144,21 @@ def test_a_named_volume_keeps_its_data_and_is_the_students_alone(a, b):
         vol.remove(force=True)
 
 
+def test_a_removed_container_takes_its_anonymous_volumes_along(a):
+    """An image's VOLUME gives each container an anonymous volume, which carries no label: removed with it."""
+    image, _ = a.images.build(fileobj=io.BytesIO(b"FROM coursekit/busybox:v1\nVOLUME /data\n"), tag="vol:1")
+    before = {v.name for v in engine.client().volumes.list()}
+    try:
+        c = a.containers.run("vol:1", ["sh", "-c", "echo x > /data/f"], detach=True)
+        c.wait()
+        made = {m["Name"] for m in engine.client().api.inspect_container(c.id)["Mounts"] if m.get("Type") == "volume"}
+        assert made and not made & before
+        c.remove()  # as the student wrote it: no v=True
+        assert not made & {v.name for v in engine.client().volumes.list()}
+    finally:
+        a.images.remove("vol:1", force=True)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -98,7 +98,10 @@ class ContainerRules:
         cid, action = doc["Id"], p[2] if len(p) > 2 else ""
         path = f"/containers/{cid}" + (f"/{action}" if action else "")
         if r.method == "DELETE" and not action:
-            return Forward("DELETE", path, r.raw_query, after=lambda status, _: self._forget(cid, status))
+            # v=1 always: the anonymous volumes of its image's VOLUMEs carry no label, so nothing else could find
+            # them afterwards (named volumes stay, as with docker rm -v)
+            query = urlencode([(k, v) for k, vs in r.query.items() if k != "v" for v in vs] + [("v", "1")])
+            return Forward("DELETE", path, query, after=lambda status, _: self._forget(cid, status))
         if r.method == "GET" and action == "json":
             return Forward("GET", path, r.raw_query, then=lambda d: self.shown_container(d, False))
         if r.method == "POST" and action == "start":
