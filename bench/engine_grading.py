@@ -94,15 +94,19 @@ def main() -> int:
             rows.append((label, wall, statistics.median(sandbox), right, expected))
             per_q[label] = {q: statistics.median(r.timings.get(f"answer:{q}", 0) for r in result.results.values())
                             for q in questions}
+            per_q[label]["cells"] = statistics.median(r.timings.get("cells", 0) for r in result.results.values())
         print(f"{'class of ' + str(a.students) + ', ' + str(a.workers) + ' workers':<40} {'wall':>8} {'subs/min':>9} "
               f"{'sandbox (median)':>17}  scores")
         for label, wall, sandbox, right, expected in rows:
             print(f"{label:<40} {wall:7.1f}s {a.students / wall * 60:9.1f} {sandbox:16.1f}s  "
                   f"{'all ' + format(expected, 'g') if right else 'WRONG'}")
         print("\nper question, median seconds to collect the answer (its check helper's work) in the sandbox:")
-        print(f"{'':<40} " + " ".join(f"{q + (' (engine)' if questions[q].needs_engine else ''):>14}" for q in questions))
+        print(f"{'':<40} {'cells':>14} " + " ".join(f"{q + (' (engine)' if questions[q].needs_engine else ''):>14}"
+                                                  for q in questions))
         for label, times in per_q.items():
-            print(f"{label:<40} " + " ".join(f"{times[q]:13.2f}s" for q in questions))
+            print(f"{label:<40} {times['cells']:13.2f}s " + " ".join(f"{times[q]:13.2f}s" for q in questions))
+        print("(cells: replaying the notebook's own cells, which start its containers too; each question: "
+              "collecting its answer, the check helper's Docker work)")
         print(f"\nratio (with / without): {rows[0][1] / rows[1][1]:.2f}: what the Docker questions cost on top "
               f"(the web server and two PostgreSQL servers per submission, through its gate)")
     finally:

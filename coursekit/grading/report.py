@@ -42,7 +42,8 @@ class SubmissionGrade(GradeResult):
     cells: list = field(default_factory=list)     # [{index, kind, status, message}] cells that did not run cleanly
     restarts: int = 0
     timings: dict = field(default_factory=dict)   # seconds: start_to_kernel, start_to_first_cell, sandbox, total,
-    #                                               and answer:<question> (collecting each answer, its checks' work)
+    #                                               cells (replaying the notebook) and answer:<question> (collecting
+    #                                               each answer: its check helper's work)
     events: list = field(default_factory=list)    # what the worker or the host noticed
 
 
@@ -111,6 +112,8 @@ def worker_timings(report: dict, started: float) -> dict:
     for key, name in (("kernel_ready", "start_to_kernel"), ("first_cell", "start_to_first_cell")):
         if isinstance(t.get(key), (int, float)):
             out[name] = round(t[key] - started, 3)
+    if isinstance(t.get("cells_done"), (int, float)) and isinstance(t.get("first_cell"), (int, float)):
+        out["cells"] = round(t["cells_done"] - t["first_cell"], 3)  # replaying the notebook's cells
     for key, value in list(t.items())[:300]:  # how long each answer took to collect: "answer:q1"
         if key.startswith("answer:") and len(key) <= 60 and isinstance(value, (int, float)) and 0 <= value < 1e5:
             out[key] = round(float(value), 3)
