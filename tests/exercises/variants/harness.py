@@ -43,7 +43,28 @@ def judge(stem: str, question: str, code: str):
     return scoring.score({q.name: q}, {q.name: answer}).questions[q.name]
 
 
-def verdict(stem: str, question: str, code: str) -> tuple[str, str]:
-    """(status, what the checks said, failed hidden checks included): ``passed`` only when every check passed."""
-    g = judge(stem, question, code)
+def verdict(stem: str, question: str, code: str, timeout: int = 120) -> tuple[str, str]:
+    """(status, what the checks said, failed hidden checks included): ``passed`` only when every check passed.
+    A variant that runs longer than ``timeout`` seconds fails the test (the grader would time it out too)."""
+    import signal
+
+    def stop(*_):
+        raise TimeoutError(f"the variant ran longer than {timeout} s")
+
+    old = signal.signal(signal.SIGALRM, stop)
+    signal.alarm(timeout)
+    try:
+        g = judge(stem, question, code)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
     return g.status, "; ".join(g.messages + [f"hidden {n} failed" for n in g.failed_hidden])[:2000]
+
+
+def assert_judged(right: bool, stem: str, question: str, code: str) -> None:
+    """A right variant passes; a wrong one does not (it fails a check, or its own error stops it: 0 points)."""
+    status, said = verdict(stem, question, code)
+    if right:
+        assert status == "passed", said
+    else:
+        assert status in ("failed", "error"), f"{status}: {said}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .harness import verdict
+from .harness import assert_judged
 
 # ---------------------------------------------------------------------------------------------- 12 q2
 _12_Q2_END = """
@@ -58,8 +58,7 @@ def setup_analysts(iam, bucket, group, user):
 @pytest.mark.parametrize("name", Q12_2)
 def test_12_q2(name):
     right, code = Q12_2[name]
-    status, said = verdict("12-iam", "q2", code)
-    assert status == ("passed" if right else "failed"), said
+    assert_judged(right, "12-iam", "q2", code)
 
 
 # ---------------------------------------------------------------------------------------------- 13 q1
@@ -98,5 +97,4 @@ def pipeline_role_policy(bucket, pipeline):
 @pytest.mark.parametrize("name", Q13_1)
 def test_13_q1(name):
     right, code = Q13_1[name]
-    status, said = verdict("13-capstone", "q1", code)
-    assert status == ("passed" if right else "failed"), said
+    assert_judged(right, "13-capstone", "q1", code)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .harness import verdict
+from .harness import assert_judged
 
 VARIANTS = {
     ("10-s3", "q1"): {
@@ -155,5 +155,4 @@ CASES = [(stem, q, name) for (stem, q), variants in VARIANTS.items() for name in
 @pytest.mark.parametrize("stem, question, name", CASES, ids=[f"{s[:2]}-{q}-{n}" for s, q, n in CASES])
 def test_variant(stem, question, name):
     right, code = VARIANTS[(stem, question)][name]
-    status, said = verdict(stem, question, code)
-    assert status == ("passed" if right else "failed"), said
+    assert_judged(right, stem, question, code)
