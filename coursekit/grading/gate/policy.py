@@ -30,7 +30,10 @@ The rules, in short:
 * **registries**: a container of the course's registry image is the submission's registry; images are
   pushed to and pulled from it (and nowhere else), the engine reaching it through a port the gate
   listens on on the grading host's loopback (:mod:`.tenant` says how names are kept);
-* not served (yet): Swarm, services, plugins, events, system-wide prune or df.
+* **Swarm services** where the engine is a swarm manager (:mod:`.services`): task templates held to
+  the container rules, their own overlay networks, no published ports; the swarm itself is the grader's;
+* every JSON body is read as the engine will read it (:mod:`.keys`: Go matches keys case-insensitively);
+* not served: plugins, events, commit, load, system-wide prune or df.
 """
 from __future__ import annotations
 
