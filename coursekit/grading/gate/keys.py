@@ -22,7 +22,7 @@ from .routes import refuse
 
 #: Every field of the Docker API that the gate's rules read, check or set (and the usual others).
 FIELDS = frozenset("""
-    AppArmor Annotations Args Attachable AttachStderr AttachStdin AttachStdout AutoRemove Binds BindOptions
+    Aliases AppArmor Annotations Args Attachable AttachStderr AttachStdin AttachStdout AutoRemove Binds BindOptions
     BlkioDeviceReadBps BlkioDeviceReadIOps BlkioDeviceWriteBps BlkioDeviceWriteIOps BlkioWeight BlkioWeightDevice
     CapAdd CapDrop CapabilityAdd CapabilityDrop Capabilities CgroupParent Cgroup CgroupnsMode CheckDuplicate Cmd
     Condition Config ConfigFrom ConfigName ConfigOnly Configs ConsoleSize Constraints Container ContainerIDFile
@@ -32,7 +32,7 @@ FIELDS = frozenset("""
     EndpointsConfig Entrypoint Env ExposedPorts ExtraHosts FailureAction File ForceUpdate GenericResources Global
     GlobalJob GroupAdd Groups Healthcheck Hostname HostConfig HostIp HostPort Hosts IOMaximumBandwidth
     IOMaximumIOps IPAM IPAMConfig IPv4Address IPv6Address Image Ingress Init Internal Interval Isolation
-    KernelMemory KernelMemoryTCP Labels Links LinkLocalIPs LogConfig LogDriver MacAddress MaskedPaths MaxAttempts
+    ID Id KernelMemory KernelMemoryTCP Labels Limits Links LinkLocalIPs LogConfig LogDriver MacAddress MaskedPaths MaxAttempts
     MaxConcurrent MaxFailureRatio MaxReplicas Memory MemoryBytes MemoryReservation MemorySwap MemorySwappiness
     Mode Monitor Mounts Name NanoCPUs NanoCpus NetworkAttachmentSpec NetworkDisabled NetworkID NetworkMode
     NetworkingConfig Networks NoCopy NoNewPrivileges NonRecursive OnBuild OomKillDisable OomScoreAdj OpenStdin
@@ -40,7 +40,7 @@ FIELDS = frozenset("""
     Preferences Privileged Privileges Propagation Protocol PublishAllPorts PublishMode PublishedPort ReadOnly
     ReadonlyPaths ReadonlyRootfs Replicas Replicated ReplicatedJob Reservations Resources RestartPolicy Retries
     RollbackConfig Runtime SELinuxContext Scope Seccomp Secrets SecurityOpt Shell ShmSize Size SizeBytes Source
-    StartInterval StartPeriod StdinOnce StopGracePeriod StopSignal StopTimeout StorageOpt Subnet Sysctls TTY
+    Spec StartInterval StartPeriod StdinOnce StopGracePeriod StopSignal StopTimeout StorageOpt Subnet Sysctls TTY
     Target TargetPort TaskTemplate Test Timeout TmpfsOptions Tmpfs TotalCompletions Tty Type UTSMode Ulimits
     UpdateConfig User UsernsMode VolumeDriver VolumeOptions Volumes VolumesFrom Window WorkingDir
 """.split())
