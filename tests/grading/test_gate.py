@@ -15,6 +15,7 @@ import urllib.request
 
 import docker
 import pytest
+from fixtures.grading.gateclient import refused, sdk
 
 from coursekit.docker import engine
 from coursekit.grading.gate import Caps, Gate
@@ -42,10 +43,6 @@ def gates(tmp_path_factory, real_engine):
     assert not left, f"names from a submission's registry are left: {left}"
 
 
-def sdk(gate) -> docker.DockerClient:
-    return docker.DockerClient(base_url=f"unix://{gate.socket}", version="1.41", timeout=60)
-
-
 @pytest.fixture(scope="module")
 def a(gates):
     return sdk(gates[0])
@@ -61,13 +58,6 @@ def bs_container(b):
     c = b.containers.run(BUSYBOX, ["sleep", "300"], detach=True, name="web")
     yield c
     c.remove(force=True)
-
-
-def refused(call, status: int = 403) -> str:
-    with pytest.raises(docker.errors.APIError) as err:
-        call()
-    assert err.value.status_code == status, err.value
-    return str(err.value.explanation)
 
 
 # --------------------------------------------------------------------------- what honest code needs

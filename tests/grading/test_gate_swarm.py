@@ -11,6 +11,7 @@ import time
 
 import docker
 import pytest
+from fixtures.grading.gateclient import refused, sdk
 from docker.types import EndpointSpec, Healthcheck, Mount, ServiceMode
 
 from coursekit.docker import engine
@@ -40,10 +41,6 @@ def gates(tmp_path_factory, real_engine):
         swarm.leave(engine.SESSION_ID)
 
 
-def sdk(gate) -> docker.DockerClient:
-    return docker.DockerClient(base_url=f"unix://{gate.socket}", version="1.41", timeout=60)
-
-
 @pytest.fixture(scope="module")
 def a(gates):
     return sdk(gates[0])
@@ -68,13 +65,6 @@ def web(a):
         time.sleep(0.3)
     yield svc, net
     svc.remove()
-
-
-def refused(call, status: int = 403) -> str:
-    with pytest.raises(docker.errors.APIError) as err:
-        call()
-    assert err.value.status_code == status, err.value
-    return str(err.value.explanation)
 
 
 def test_the_swarm_is_active_as_the_student_sees_it_and_its_secrets_are_not_shown(a):

@@ -68,3 +68,17 @@ def assert_judged(right: bool, stem: str, question: str, code: str) -> None:
         assert status == "passed", said
     else:
         assert status in ("failed", "error"), f"{status}: {said}"
+
+
+def variant_tests(variants: dict):
+    """A parametrized test of ``{(stem, question): {name: (right, code)}}``: each variant judged as labelled."""
+    import pytest
+
+    cases = [(stem, q, name) for (stem, q), named in variants.items() for name in named]
+
+    @pytest.mark.parametrize("stem, question, name", cases, ids=[f"{s[:2]}-{q}-{n}" for s, q, n in cases])
+    def test_variant(stem, question, name):
+        right, code = variants[(stem, question)][name]
+        assert_judged(right, stem, question, code)
+
+    return test_variant

@@ -1,9 +1,7 @@
 """Variants of exercises 09 (cloud economics) and 12 q1/q3 (IAM documents and roles)."""
 from __future__ import annotations
 
-import pytest
-
-from .harness import assert_judged
+from .harness import variant_tests
 
 _READER = """
 def reader_policy(bucket, prefix):
@@ -114,10 +112,4 @@ def publish_as_role(session, role_arn, bucket, key, body):
 """),
     },
 }
-CASES = [(stem, q, name) for (stem, q), variants in VARIANTS.items() for name in variants]
-
-
-@pytest.mark.parametrize("stem, question, name", CASES, ids=[f"{s[:2]}-{q}-{n}" for s, q, n in CASES])
-def test_variant(stem, question, name):
-    right, code = VARIANTS[(stem, question)][name]
-    assert_judged(right, stem, question, code)
+test_variant = variant_tests(VARIANTS)

@@ -2,9 +2,7 @@
 boto3 spelling, the resource API, a loop instead of a filter), plausible wrong ones fail."""
 from __future__ import annotations
 
-import pytest
-
-from .harness import assert_judged
+from .harness import variant_tests
 
 VARIANTS = {
     ("10-s3", "q1"): {
@@ -149,10 +147,4 @@ def web_group(ec2, name):
 """),
     },
 }
-CASES = [(stem, q, name) for (stem, q), variants in VARIANTS.items() for name in variants]
-
-
-@pytest.mark.parametrize("stem, question, name", CASES, ids=[f"{s[:2]}-{q}-{n}" for s, q, n in CASES])
-def test_variant(stem, question, name):
-    right, code = VARIANTS[(stem, question)][name]
-    assert_judged(right, stem, question, code)
+test_variant = variant_tests(VARIANTS)
