@@ -32,6 +32,11 @@ NAMESPACES = ("IpcMode", "PidMode", "UTSMode", "UsernsMode", "CgroupnsMode")
 CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID")
 
 
+def beyond_allowed(capabilities) -> set[str]:
+    """The capabilities asked for (``SYS_ADMIN`` or ``CAP_SYS_ADMIN``) that a container does not keep."""
+    return {str(c).upper().removeprefix("CAP_") for c in capabilities or []} - set(CAPABILITIES)
+
+
 class ContainerRules:
     """Containers and exec (mixed into :class:`~coursekit.grading.gate.policy.Policy`)."""
 
@@ -206,7 +211,7 @@ class ContainerRules:
                 refuse(f"HostConfig.{key}", f"{key} cannot be set on a container in the grading sandbox")
         if hc.get("Privileged"):
             refuse("privileged", "containers are never privileged")
-        extra = {str(c).upper().removeprefix("CAP_") for c in hc.get("CapAdd") or []} - set(CAPABILITIES)
+        extra = beyond_allowed(hc.get("CapAdd"))
         if extra:
             refuse("capabilities", f"{', '.join(sorted(extra))}: a container keeps only {', '.join(CAPABILITIES)} "
                                    "(a server on a port above 1023 needs none)")

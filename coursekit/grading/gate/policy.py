@@ -152,6 +152,8 @@ class Policy(ContainerRules, ImageRules, StorageRules, ServiceRules):
             return len(api.images(filters=flt))
         if kind == "volumes":
             return len(api.volumes(filters=flt).get("Volumes") or [])
+        if kind == "services":
+            return len(api.services(filters=flt))
         return len(api.networks(filters=flt))
 
     def _cap(self, kind: str) -> None:

@@ -21,7 +21,7 @@ import contextlib
 import json
 from urllib.parse import quote, urlencode
 
-from .containers import CAPABILITIES
+from .containers import CAPABILITIES, beyond_allowed
 from .routes import Answer, Forward, Route, missing, one, refuse
 from .tenant import TENANT, Tenant
 
@@ -87,7 +87,7 @@ class ServiceRules:
             return Forward("GET", "/services", query, then=lambda docs: [
                 self.scrubbed(d) for d in docs if t.owns((d.get("Spec") or {}).get("Labels"))])
         if len(p) == 2 and p[1] == "create" and r.method == "POST":
-            self._cap_services()
+            self._cap("services")
             spec = self._service_spec(self._json(body))
             return Forward("POST", "/services/create", body=json.dumps(spec).encode())
         if len(p) < 2:
@@ -106,11 +106,6 @@ class ServiceRules:
             return Forward("GET", f"/services/{doc['ID']}/logs", r.raw_query)
         refuse("endpoint", f"{r.method} /services/<id>/{action} is not served to a submission", 404)
 
-    def _cap_services(self) -> None:
-        cap = self.caps.services
-        if len(self._admin().services(filters={"label": f"{TENANT}={self.tenant.id}"})) >= cap:
-            refuse("services cap", f"a submission makes at most {cap} services; remove some first", 429)
-
     def _service_spec(self, spec: dict) -> dict:
         """A service spec as the engine gets it: checked, in the submission's namespace, the limits forced."""
         t = self.tenant
@@ -125,7 +120,7 @@ class ServiceRules:
         self._only(cs, CONTAINER_KEYS, "a service's container spec")
         if cs.get("Isolation") not in (None, "", "default"):
             refuse("isolation", "a task's isolation is the engine's default")
-        extra = {str(c).upper().removeprefix("CAP_") for c in cs.get("CapabilityAdd") or []} - set(CAPABILITIES)
+        extra = beyond_allowed(cs.get("CapabilityAdd"))
         if extra:
             refuse("capabilities", f"{', '.join(sorted(extra))}: a task keeps only {', '.join(CAPABILITIES)}")
         cs["Image"] = self._service_image(str(cs.get("Image") or ""))

@@ -29,6 +29,7 @@ from urllib.parse import quote
 
 from ...docker import engine
 from ...docker.labels import GATE_SESSION_LABEL, HOST, OWNER, PID, SESSION, TENANT_LABEL
+from .routes import refuse
 
 TENANT = TENANT_LABEL
 #: On an image a submission built: the grading process whose reaper removes it.
@@ -89,8 +90,6 @@ class Tenant:
                 return f"{name}:{self.registries[int(port)]}/{rest}"
             if self.mine(given):
                 return given
-            from .routes import refuse
-
             ports = ", ".join(f"127.0.0.1:{p}" for p in sorted(self.registries)) or "none yet"
             refuse("registry", f"{host}: the registries served to a submission are the ones it runs from the "
                                f"course's registry image, on 127.0.0.1 (yours: {ports})")
